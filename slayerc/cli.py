@@ -1,0 +1,190 @@
+"""The ``slayerc`` command line: parses arguments and calls the library, nothing more.
+
+Diagnostics go to stderr as one ``slayerc: error: ...`` message (exit 1); ``--traceback`` shows
+the Python traceback as well.  Usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import slayerc
+from slayerc.errors import SlayerError
+
+SPLIT_MARKER = "# -----"
+
+
+# ------------------------------------------------------------------------------------- commands
+
+
+def cmd_passes(args: argparse.Namespace) -> int:
+    """List every registered pass with a one-line description."""
+    from slayerc.passes import REGISTRY
+    from slayerc.passes.manager import load_pass
+
+    width = max(len(n) for n in REGISTRY)
+    for name in sorted(REGISTRY):
+        mod = load_pass(name)
+        summary = getattr(mod, "SUMMARY", (mod.__doc__ or "").strip().splitlines()[0])
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the IR text of a file and a per-layer table."""
+    from slayerc.backends.files import load
+    from slayerc.ir.printer import print_graph
+    from slayerc.ir.summary import layer_table
+    from slayerc.passes.manager import PassManager
+
+    g = load(args.file, **_reader_options(args))
+    if "shapes" not in g.facts:
+        g = PassManager.from_string("shape-infer").run(g)
+    sys.stdout.write(print_graph(g, inline_limit=args.inline_limit))
+    print()
+    print(layer_table(g))
+    return 0
+
+
+def cmd_opt(args: argparse.Namespace) -> int:
+    """Run a pass pipeline over a file and write or print the result."""
+    from slayerc.backends.files import load, save
+    from slayerc.ir.parser import parse
+    from slayerc.ir.printer import print_graph
+
+    if args.split_input_file:
+        text = Path(args.input).read_text()
+        chunks, offset = [], 0
+        for chunk in text.split(SPLIT_MARKER):
+            chunks.append("\n" * offset + chunk)  # keep file line numbers in diagnostics
+            offset += chunk.count("\n")
+        results = [_opt_one(args, lambda c=c: parse(c, filename=args.input)) for c in chunks]
+        print(f"\n{SPLIT_MARKER}\n".join(r.rstrip("\n") for r in results))
+        return 0
+    out = _opt_one(args, lambda: load(args.input, **_reader_options(args)), keep_graph=True)
+    if isinstance(out, str):  # --verify-diagnostics matched an error
+        print(out)
+        return 0
+    if args.output:
+        save(out, args.output, target=args.target)
+    else:
+        sys.stdout.write(print_graph(out, inline_limit=args.inline_limit))
+    return 0
+
+
+def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False):
+    """Run the pipeline on one input; with --verify-diagnostics return the error text."""
+    from slayerc.ir.printer import print_graph
+    from slayerc.passes.manager import PassManager
+
+    pm = PassManager.from_string(args.passes or "", verify_each=not args.no_verify,
+                                 print_after_all=args.print_ir_after_all,
+                                 print_after=frozenset(args.print_ir_after or ()),
+                                 time_passes=args.time_passes,
+                                 printer=lambda s: print(s, file=sys.stderr))
+    try:
+        g = pm.run(read())
+    except SlayerError as e:
+        if args.verify_diagnostics:
+            return f"error: {e}"
+        raise
+    if args.verify_diagnostics:
+        raise SlayerError("--verify-diagnostics: expected an error, but the pipeline succeeded")
+    if args.time_passes:
+        print(pm.timing_report(), file=sys.stderr)
+    return g if keep_graph else print_graph(g, inline_limit=args.inline_limit)
+
+
+def _reader_options(args: argparse.Namespace) -> dict:
+    shape = getattr(args, "input_shape", None)
+    return {"input_shape": shape} if shape else {}
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C or C,H,W integers, got {text!r}") from None
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"dimensions must be positive, got {text!r}")
+    return dims
+
+
+# --------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``slayerc``."""
+    p = argparse.ArgumentParser(prog="slayerc", description="A compiler toolchain for spiking "
+                                "neural networks: SLAYER models -> SNN IR -> netx netlists.")
+    p.add_argument("--version", action="version", version=f"slayerc {slayerc.__version__}")
+    p.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("passes", help="list the passes with a one-line description")
+    s.set_defaults(func=cmd_passes)
+
+    s = sub.add_parser("inspect", help="print a graph's IR and a per-layer table")
+    s.add_argument("file", help="a .sir file or an hdf5 netlist (.net)")
+    s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
+    s.add_argument("--inline-limit", type=int, default=16, metavar="N",
+                   help="print parameters with at most N elements inline (default 16)")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("opt", help="run a pass pipeline over a graph")
+    s.add_argument("input", help="a .sir file or an hdf5 netlist (.net)")
+    s.add_argument("-p", "--passes", default="", metavar="PIPELINE",
+                   help="e.g. 'shape-infer' (see `slayerc passes`)")
+    s.add_argument("-o", "--output", help="write here (.sir or .net) instead of stdout")
+    s.add_argument("--target", default="loihi2", choices=("loihi2", "slayerc"),
+                   help="netlist target when writing .net (default loihi2)")
+    s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
+    s.add_argument("--print-ir-after-all", action="store_true", help="print IR after each pass")
+    s.add_argument("--print-ir-after", action="append", metavar="PASS",
+                   help="print IR after this pass (repeatable)")
+    s.add_argument("--time-passes", action="store_true", help="print a table of pass times")
+    s.add_argument("--no-verify", action="store_true", help="do not verify after each pass")
+    s.add_argument("--verify-diagnostics", action="store_true",
+                   help="expect an error: print it to stdout and exit 0 (for golden tests)")
+    s.add_argument("--split-input-file", action="store_true",
+                   help=f"treat '{SPLIT_MARKER}' lines as separators of independent inputs")
+    s.add_argument("--inline-limit", type=int, default=16, metavar="N",
+                   help="print parameters with at most N elements inline (default 16)")
+    s.set_defaults(func=cmd_opt)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``slayerc`` with ``argv``; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    np.set_printoptions(linewidth=120)
+    try:
+        return args.func(args)
+    except SlayerError as e:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"slayerc: error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 130
+    except Exception as e:  # a bug in slayerc: still one line, with the way to see more
+        if args.traceback:
+            traceback.print_exc()
+        else:
+            print(f"slayerc: internal error: {type(e).__name__}: {e} "
+                  "(rerun with --traceback and report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

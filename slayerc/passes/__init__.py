@@ -1,0 +1,16 @@
+"""Passes over the IR, each a pure ``run(graph, opts) -> graph`` in its own module.
+
+``REGISTRY`` is the one explicit table from pass name to ``"module:function"``; modules are
+imported only when a pipeline uses them.  See :mod:`slayerc.passes.manager` for pipelines.
+"""
+
+from __future__ import annotations
+
+#: Pass name -> "module:function", imported lazily.  Add new passes here (no decorators).
+REGISTRY: dict[str, str] = {
+    "shape-infer": "slayerc.passes.shape_infer:run",
+}
+
+from slayerc.passes.manager import PassManager, PassSpec, parse_pipeline  # noqa: E402
+
+__all__ = ["REGISTRY", "PassManager", "PassSpec", "parse_pipeline"]

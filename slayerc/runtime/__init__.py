@@ -1,0 +1,1 @@
+"""slayerc.runtime."""

@@ -1,0 +1,84 @@
+"""Axonal delay (lava-dl ``axon/delay.py``; spec §5.1, §5.2)."""
+
+from __future__ import annotations
+
+import torch
+
+from slayerc.errors import FrontendError
+from slayerc.runtime import axon as _axon
+
+
+class DelayShapeError(FrontendError, ValueError):
+    """An input does not fit a delay's channels."""
+
+
+def delay(input: torch.Tensor, delay_val=1, sampling_time=1) -> torch.Tensor:
+    """Delay ``input`` by ``int(delay_val/sampling_time)`` steps (zero fill); gradient shifts back.
+
+    ``delay_val`` may be a number or a tensor with one value per channel or per neuron.
+
+    >>> delay(torch.tensor([[[1., 2., 3.]]]), 1)
+    tensor([[[0., 1., 2.]]])
+    """
+    return _axon.shift(input, delay_val, sampling_time)
+
+
+class Delay(torch.nn.Module):
+    """Learnable per-channel axonal delay (state dict key ``delay``).
+
+    The delay ``d`` (float, clamped to ``[0, max_delay]`` on every forward) shifts channel ``c``
+    by ``trunc(d[c]/Ts)`` steps; for conv inputs it is repeated over H and W.  Gradient
+    (lava-dl): inputs get the inverse shift; ``∂L/∂d[c] = grad_scale·Σ g[t]·(y[t−1] − y[t])``.
+
+    ``d`` starts as one value and is drawn as ``rand(C)`` when the channel count is known:
+    :meth:`set_channels` (blocks), else the first forward.  Loading a state dict before that
+    adopts the loaded delays; they are never re-drawn afterwards.
+    """
+
+    def __init__(self, sampling_time=1, max_delay=None, grad_scale=1):
+        super().__init__()
+        self.sampling_time = sampling_time
+        self.max_delay = max_delay
+        self.grad_scale = grad_scale
+        self.register_parameter("delay", torch.nn.Parameter(torch.zeros(1), requires_grad=True))
+        self.init = False
+
+    def set_channels(self, num_channels: int) -> None:
+        """Draw ``rand(num_channels)`` delays now (no-op once initialised)."""
+        if not self.init:
+            self.delay.data = torch.rand(int(num_channels), device=self.delay.device)
+            self.init = True
+            self.clamp()
+
+    def clamp(self) -> None:
+        """Clamp the delays to ``[0, max_delay]`` (``[0, ∞)`` without a maximum)."""
+        if self.init:
+            self.delay.data.clamp_(0, self.max_delay)
+
+    @property
+    def shape(self):
+        """Shape of the delay tensor, or None before initialisation."""
+        return self.delay.shape if self.init else None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        value = state_dict.get(prefix + "delay")
+        if value is not None and not self.init:
+            self.delay.data = torch.empty(value.shape, device=self.delay.device)
+            self.init = True
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, input):
+        """Delay ``input`` ``[N, C, ..., T]`` per channel."""
+        if input.dim() < 3:
+            raise DelayShapeError(
+                f"expected an input of at least 3 dimensions [batch, *neurons, time]; "
+                f"got shape {list(input.shape)}"
+            )
+        self.set_channels(input.shape[1])
+        self.clamp()
+        if self.delay.shape[0] != input.shape[1]:
+            raise DelayShapeError(
+                f"Delay has {self.delay.shape[0]} channels; got an input with "
+                f"{input.shape[1]} channels (shape {list(input.shape)})"
+            )
+        return _axon.delay(input, self.delay, self.grad_scale, self.sampling_time)

@@ -1,0 +1,5 @@
+"""Dendrite modules (``slayer.dendrite``)."""
+
+from slayerc.frontend.slayer.dendrite.sigma import Sigma
+
+__all__ = ["Sigma"]

@@ -1,0 +1,49 @@
+"""Sigma decoder (lava-dl ``dendrite/sigma.py``)."""
+
+from __future__ import annotations
+
+import torch
+
+from slayerc.errors import FrontendError
+from slayerc.runtime import axon as _axon
+
+
+class SigmaShapeError(FrontendError, ValueError):
+    """An input does not fit the sigma unit's shape."""
+
+
+class Sigma(torch.nn.Module):
+    """Sigma decoder: ``y[t] = y[−1] + Σ_{k ≤ t} x[k]`` (``y[−1]`` carried when persistent)."""
+
+    def __init__(self, persistent_state=False):
+        super().__init__()
+        self.persistent_state = persistent_state
+        self.shape = None
+        self.register_buffer("pre_state", torch.zeros(1), persistent=False)
+
+    def forward(self, input):
+        """Accumulate ``input`` ``[N, *S, T]`` over time."""
+        if input.dim() < 3:
+            raise SigmaShapeError(
+                f"expected an input of at least 3 dimensions [batch, *neurons, time]; "
+                f"got shape {list(input.shape)}"
+            )
+        if self.shape is None:
+            self.shape = input.shape[1:-1]
+        elif input.shape[1:-1] != self.shape:
+            raise SigmaShapeError(
+                f"Sigma expected input of shape [batch, {', '.join(map(str, self.shape))}, "
+                f"time]; got {list(input.shape)}"
+            )
+        if tuple(self.pre_state.shape) != tuple(input.shape[:-1]):
+            self.pre_state = torch.zeros(input.shape[:-1], dtype=input.dtype, device=input.device)
+        if not self.persistent_state:
+            return _axon.sigma(input)
+        out = _axon.sigma(input, self.pre_state)
+        self.pre_state = out[..., -1].detach().clone()
+        return out
+
+    @property
+    def device_params(self):
+        """Hardware parameters of a sigma output layer."""
+        return {"type": "SDNN", "sigma_output": True}

@@ -1,0 +1,82 @@
+"""Resonate-and-fire neuron with phase spike (lava-dl ``neuron/rf.py``; spec §4.3)."""
+
+from __future__ import annotations
+
+import torch
+
+from slayerc.frontend.slayer.neuron._resonate import ResonatorNeuron
+from slayerc.frontend.slayer.neuron._resonate import rf_neuron_params as neuron_params
+from slayerc.runtime.dynamics import resonator
+from slayerc.runtime.spikes import complex_spike
+
+__all__ = ["Neuron", "neuron_params"]
+
+SCALE_RHO_MULT = 10
+TAU_RHO_MULT = 0.5
+
+
+class Neuron(ResonatorNeuron):
+    """RF neuron: a damped rotation of the complex state, spiking on upward phase crossings.
+
+    .. math::
+        re[t] &= (1-\\alpha)(\\cos\\phi\\,re[t-1] - \\sin\\phi\\,im[t-1]) + x_{re}[t] \\\\
+        im[t] &= (1-\\alpha)(\\sin\\phi\\,re[t-1] + \\cos\\phi\\,im[t-1]) + x_{im}[t] \\\\
+        s[t] &= re[t] \\ge \\vartheta \\wedge im[t-1] < 0 \\wedge im[t] \\ge 0
+
+    Input is the tuple ``(x_re, x_im)`` of a complex synapse; integer arithmetic as
+    :func:`slayerc.runtime.dynamics.resonator` (no reset).  Graded spikes carry ``re[t]``.
+    """
+
+    def __init__(
+        self, threshold, period, decay, tau_grad=1, scale_grad=1, scale=1 << 6, norm=None,
+        dropout=None, shared_param=True, persistent_state=False, requires_grad=False,
+        graded_spike=False, log_init=True, per_neuron_param=False, shape=None,
+    ):
+        super().__init__(
+            threshold=threshold, tau_grad=tau_grad, scale_grad=scale_grad, p_scale=1 << 12,
+            w_scale=scale, s_scale=scale * (1 << 6), norm=norm, dropout=dropout,
+            persistent_state=persistent_state, shared_param=shared_param,
+            requires_grad=requires_grad, complex=True, per_neuron_param=per_neuron_param,
+        )
+        self.graded_spike = graded_spike
+        self._init_resonator(period, decay, log_init)
+        self.register_buffer("real_state", torch.zeros(1), persistent=False)
+        self.register_buffer("imag_state", torch.zeros(1), persistent=False)
+        self.clamp()
+        if shape is not None:
+            self.set_shape(shape)
+
+    @property
+    def device_params(self):
+        """netx neuron parameters (type ``RF_PHASE``)."""
+        return {
+            "type": "RF_PHASE",
+            "sinDecay": self.cx_sin_decay,
+            "cosDecay": self.cx_cos_decay,
+            "vThMant": self.v_th_mant,
+            "gradedSpike": self.graded_spike,
+        }
+
+    def dynamics(self, input):
+        """Traces ``(re, im)`` for the complex input tuple."""
+        real_in, imag_in = self._complex_input(input)
+        re0, im0 = self._states(real_in, ("real_state", "imag_state"))
+        real, imag = resonator(
+            real_in, imag_in, self.sin_decay, self.cos_decay, re0, im0, self.s_scale
+        )
+        self._store(real_state=real)
+        return real, imag
+
+    def spike(self, real, imag):
+        """Phase spikes; ``im[−1]`` is the stored imaginary state."""
+        im_last = self.imag_state if self.persistent_state else None
+        s = complex_spike(
+            real, imag, self.threshold, self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT, self.graded_spike, im_last,
+        )
+        self._store(imag_state=imag)
+        return self.drop(s) if self.drop is not None else s
+
+    def forward(self, input):
+        """Spike response to the complex input tuple ``(x_re, x_im)``."""
+        return self.spike(*self.dynamics(input))

@@ -1,0 +1,83 @@
+"""Median CPU time of one training step of a cuba Dense 200→256→256→10 network.
+
+Batch 32, T = 100, forward + backward + Adam step, for two configurations:
+
+* ``plain``: default neuron parameters (fixed decays), no weight norm, no axonal delay;
+* ``learn``: ``weight_norm=True``, ``delay=True`` on the hidden blocks, learnable decays
+  (``requires_grad=True``).
+
+lava-dl 0.6 slayer takes 0.066 s / 0.108 s per step on a 2-core x86_64 machine
+(``DESIGN.md``, performance anchors).  Run: ``python benchmarks/train_step.py [--steps N]
+[--threads K] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import slayerc.slayer as slayer
+
+LAVA_DL_SECONDS = {"plain": 0.066, "learn": 0.108}
+
+
+def build(learn: bool) -> torch.nn.Module:
+    """The benchmark network."""
+    params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03,
+              "tau_grad": 0.03, "scale_grad": 3, "requires_grad": learn}
+    extra = {"weight_norm": True, "delay": True} if learn else {}
+    return torch.nn.Sequential(
+        slayer.block.cuba.Dense(params, 200, 256, weight_scale=2, **extra),
+        slayer.block.cuba.Dense(params, 256, 256, weight_scale=2, **extra),
+        slayer.block.cuba.Dense(params, 256, 10, weight_scale=2, weight_norm=learn),
+    )
+
+
+def time_steps(learn: bool, steps: int, warmup: int = 3) -> list[float]:
+    """Wall-clock seconds of ``steps`` training steps (after ``warmup`` untimed ones)."""
+    torch.manual_seed(0)
+    net = build(learn)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = (torch.rand(32, 200, 100) < 0.1).float()
+    target = (torch.rand(32, 10, 100) < 0.05).float()
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(net(x), target)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv=None) -> int:
+    """Print the median step time of each configuration (and an optional profile)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--profile", action="store_true", help="print a torch profiler table")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 32, T=100")
+    for name in ("plain", "learn"):
+        times = time_steps(name == "learn", args.steps)
+        med, ref = statistics.median(times), LAVA_DL_SECONDS[name]
+        print(f"{name:6s} median {med:.4f} s/step, min {min(times):.4f}   "
+              f"(lava-dl {ref:.3f} s: {ref / med:.2f}x faster)")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            time_steps(True, 3, warmup=1)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""The SLAYER modelling library behind ``slayerc.slayer`` (a drop-in for ``lava.lib.dl.slayer``).
+
+``import slayerc.slayer as slayer`` gives this package; lava-dl SLAYER code runs unchanged with
+only the import changed.  See ``docs/differences-from-lava-dl.md`` for the places where slayerc
+deliberately differs (each a lava-dl bug).
+"""
+
+from . import (
+    axon,
+    block,
+    classifier,
+    dendrite,
+    io,
+    loss,
+    neuron,
+    spike,
+    synapse,
+    utils,
+)
+
+__all__ = [
+    "neuron", "axon", "dendrite", "spike", "synapse", "block", "classifier", "loss", "io", "utils",
+]

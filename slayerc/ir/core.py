@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+PARAM_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]*$")
 DTYPES = ("f32", "c32")
 
 #: Known graph facts, each established by a pass and required by others.

@@ -378,7 +378,8 @@ class _Neuron(Op):
     to the voltage input after the current integrates, where slayer's mean-only batch norm and
     Lava's ``bias_mant`` act); ``graded`` makes spikes carry the state value; ``scale`` is
     slayer's ``w_scale`` (the integer state scale is ``scale·64``); ``tau_grad``/``scale_grad``
-    shape the surrogate gradient (training only).
+    shape the surrogate gradient (training only); ``persistent`` keeps the state from one run
+    to the next (streaming: slayer's ``persistent_state``; a runtime property netx does not store).
     """
 
     COMPLEX_IN: ClassVar[bool] = False
@@ -391,6 +392,7 @@ class _Neuron(Op):
     scale: int = 64
     tau_grad: float = 1.0
     scale_grad: float = 1.0
+    persistent: bool = False
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -565,10 +567,12 @@ class Shift(Op):
     """``axon.shift``: delay the whole tensor by ``steps``: ``y[t] = x[t − steps]`` (0 before).
 
     slayer's per-block ``delay_shift`` and the hardware synapse's one-step hold are ``steps=1``.
+    ``persistent``: the first steps of a run get the last ones of the previous run, not zeros.
     """
 
     OP: ClassVar[str] = "axon.shift"
     steps: int = 1
+    persistent: bool = False
 
     def is_delay(self) -> bool:
         return self.steps >= 1
@@ -629,6 +633,7 @@ class Delta(Op):
     threshold: ScalarOrParam = 0.0
     cum_error: bool = False
     scale: int = 64
+    persistent: bool = False
 
     def check(self, g: Graph) -> Iterator[str]:
         yield from _scalar_or_param(g, self, "threshold", lo=0.0)
@@ -637,9 +642,11 @@ class Delta(Op):
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sigma(Op):
-    """``dendrite.sigma``: sigma decoder, ``y[t] = Σ_{k ≤ t} x[k]``."""
+    """``dendrite.sigma``: sigma decoder, ``y[t] = Σ_{k ≤ t} x[k]`` (continued across runs when
+    ``persistent``)."""
 
     OP: ClassVar[str] = "dendrite.sigma"
+    persistent: bool = False
 
 
 # ---------------------------------------------------------------------------------------- tensor
@@ -744,6 +751,27 @@ class Affine(Op):
                 yield f"{self.describe()}: '{attr}' must be a finite number, got {v!r}"
 
 
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quantize(Op):
+    """``tensor.quantize``: ``y[t] = clamp(round(x[t] / step) · step, low, high)``.
+
+    slayer's Input blocks quantize their input this way (``quantize_8bit``: step 2/64, range
+    [−4, 3.96875] at the default scale).  ``round`` is round-half-to-even, as torch's.
+    """
+
+    OP: ClassVar[str] = "tensor.quantize"
+    step: float = 1.0
+    low: float = -math.inf
+    high: float = math.inf
+
+    def check(self, g: Graph) -> Iterator[str]:
+        if not (is_scalar(self.step) and math.isfinite(self.step) and self.step > 0):
+            yield f"{self.describe()}: step must be a positive finite number, got {self.step!r}"
+        if not self.low <= self.high:
+            yield f"{self.describe()}: low {self.low!r} must not exceed high {self.high!r}"
+
+
 # ----------------------------------------------------------------------------------------- norm
 
 
@@ -817,3 +845,30 @@ class WeightScaleNorm(Op):
 NEURON_OPS = frozenset(c.OP for c in (Cuba, Alif, RF, RFIz, Adrf, AdrfIz, SigmaDelta))
 #: Weighted synapse op names.
 SYNAPSE_OPS = frozenset(c.OP for c in (Dense, Conv, ConvTranspose, Pool, Unpool, KWTA))
+
+
+# ------------------------------------------------------------------ appended by the hdf5 backend
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Average(Op):
+    """``tensor.average``: slayer's ``Average`` block (hdf5 type ``average``).
+
+    The flattened input is split into ``groups`` equal consecutive parts and each part is
+    averaged: ``y_i[t] = mean(flat(x[t])[i·k : (i+1)·k])`` with ``k = size(x) / groups``.
+    The output shape is ``(groups,)``.
+    """
+
+    OP: ClassVar[str] = "tensor.average"
+    groups: int = 1
+
+    def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
+        (x, dtype), = ins
+        size = int(np.prod(x))
+        if self.groups < 1 or size % self.groups:
+            raise ShapeProblem(f"{size} inputs cannot be split into {self.groups} equal groups")
+        return (self.groups,), dtype
+
+    def check(self, g: Graph) -> Iterator[str]:
+        yield from _ints_ok(self, "groups", 1)

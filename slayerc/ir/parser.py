@@ -25,7 +25,7 @@ TOKEN_RE = re.compile(r"""
   | (?P<comment>\#.*)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<node>%[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<param>@[A-Za-z_][A-Za-z0-9_.]*)
+  | (?P<param>@[A-Za-z0-9_][A-Za-z0-9_.]*)
   | (?P<number>[-+]?(?:inf\b|nan\b|\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+
                       |\.\d+(?:[eE][-+]?\d+)?|\d+))
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)

@@ -14,7 +14,7 @@ from slayerc.ir.core import BASE_FIELDS, FACTS
 from slayerc.ir.printer import DTYPE_NAMES
 
 IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
-PARAM_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,10}", fullmatch=True)
+PARAM_NAME = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.]{0,10}", fullmatch=True)
 NUM_DTYPES = [d for d in DTYPE_NAMES if not d.startswith("complex")]
 
 

@@ -1,0 +1,316 @@
+"""Optional numba path: the neuron recurrences as compiled integer loops over a whole sequence.
+
+The numpy kernels of ``neurons.py`` stay the reference; this module runs the same arithmetic
+in int64 inside one compiled call per layer (time loop, batch and neurons in compiled code,
+state in local arrays), Lava's way: ``tz(y·m / 4096)`` as ``sign(p)·(|p| >> 12)`` with
+``p = y·m``, the 24-bit current wrap, the ±(2^23 − 1) clips, ``floor(s / 64)`` as ``s >> 6``.
+It is used when numba imports and ``SLAYERC_NO_NUMBA`` is not set to a non-empty value other
+than ``0``; :func:`backend` names the path that runs.  A kernel type without a compiled form
+(or a subclass this module does not know) falls back to numpy.
+
+Inputs arrive as integer-valued float64 ``[T, N, *shape]`` arrays (the runtime's signals) and
+outputs are written into float64 arrays of the same shape, so the rest of the runtime is
+unchanged.  Integers stay exact: LIF/RF states are below 2^24, decay multipliers at most 2^12
+in magnitude, so every product fits easily in int64; the float64 reference is exact in the
+same range (below 2^53), which is where the two paths are compared.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from slayerc.runtime.fixed import neurons as nk
+
+try:  # pragma: no cover - depends on the environment
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+_DISABLED = os.environ.get("SLAYERC_NO_NUMBA", "") not in ("", "0")
+AVAILABLE = numba is not None
+"""numba imported."""
+_state = {"enabled": AVAILABLE and not _DISABLED}
+
+
+def enabled() -> bool:
+    """Whether neuron sequences run compiled (numba present and not disabled)."""
+    return _state["enabled"]
+
+
+def set_enabled(on: bool) -> bool:
+    """Switch the compiled path on or off (tests, benchmarks); returns the previous setting.
+
+    Switching on without numba installed keeps it off.
+    """
+    old = _state["enabled"]
+    _state["enabled"] = bool(on) and AVAILABLE
+    return old
+
+
+def backend() -> str:
+    """``"numba <version>"`` or ``"numpy (...)"``: the path neuron sequences take."""
+    if enabled():
+        return f"numba {numba.__version__}"
+    if not AVAILABLE:
+        return "numpy (numba not installed)"
+    return "numpy (SLAYERC_NO_NUMBA set)" if _DISABLED else "numpy (numba switched off)"
+
+
+def _identity(f: Any) -> Any:
+    return f
+
+
+_jit = numba.njit(cache=True, nogil=True) if AVAILABLE else _identity
+
+W = 1 << 23          # the LIF current wraps at 24 bits
+LIM = (1 << 23) - 1  # LIF voltage and RF states are clipped to ±LIM
+
+
+@_jit
+def _tz(p: int) -> int:
+    """``trunc(p / 4096)``: Lava's ``sign(p)·(|p| >> 12)``."""
+    return p >> 12 if p >= 0 else -((-p) >> 12)
+
+
+@_jit
+def _clip(x: int) -> int:
+    return LIM if x > LIM else (-LIM if x < -LIM else x)
+
+
+@_jit
+def _cuba(a, mu, mv, vth, bias, graded, alif, th0, th_step, mth, mr, out):  # noqa: ANN001
+    """CUBA (``alif`` False) or ALIF over ``a[T, N, M]``; see ``neurons.Cuba``/``Alif``."""
+    steps, n, m = a.shape
+    u = np.zeros(m, np.int64)
+    v = np.zeros(m, np.int64)
+    th = np.zeros(m, np.int64)
+    r = np.zeros(m, np.int64)
+    for i in range(n):
+        for j in range(m):
+            u[j] = 0
+            v[j] = 0
+            th[j] = th0[j]
+            r[j] = 0
+        for t in range(steps):
+            at = a[t, i]
+            ot = out[t, i]
+            for j in range(m):
+                uu = _tz(u[j] * mu[j]) + np.int64(at[j])
+                if uu > W:
+                    uu -= 2 * W
+                if uu <= -W:
+                    uu += 2 * W
+                vv = _clip(_tz(v[j] * mv[j]) + uu + bias[j])
+                u[j] = uu
+                if alif:
+                    rr = _tz(r[j] * mr[j])
+                    tt = _tz((th[j] - th0[j]) * mth[j]) + th0[j]
+                    spike = vv >= tt + rr
+                    if spike:
+                        rr += 2 * tt
+                        tt += th_step[j]
+                    r[j] = rr
+                    th[j] = tt
+                    v[j] = vv
+                else:
+                    spike = vv > vth[j]
+                    v[j] = 0 if spike else vv
+                if spike:
+                    ot[j] = vv if graded else 1.0
+                else:
+                    ot[j] = 0.0
+
+
+@_jit
+def _resonator(a, b, cs, sn, vth, graded, mode, adaptive, th0, th_step, mth, mr, out):  # noqa
+    """RF (mode 0), RF_IZ (1), ADRF (2), ADRF_IZ (3) over ``a, b[T, N, M]``."""
+    steps, n, m = a.shape
+    re = np.zeros(m, np.int64)
+    im = np.zeros(m, np.int64)
+    th = np.zeros(m, np.int64)
+    r = np.zeros(m, np.int64)
+    for i in range(n):
+        for j in range(m):
+            re[j] = 0
+            im[j] = 0
+            th[j] = th0[j]
+            r[j] = 0
+        for t in range(steps):
+            at = a[t, i]
+            bt = b[t, i]
+            ot = out[t, i]
+            for j in range(m):
+                x, y = re[j], im[j]
+                nre = _clip(_tz(x * cs[j]) - _tz(y * sn[j]) + np.int64(at[j]))
+                nim = _clip(_tz(x * sn[j]) + _tz(y * cs[j]) + np.int64(bt[j]))
+                limit = vth[j]
+                rr = 0
+                tt = 0
+                if adaptive:
+                    rr = _tz(r[j] * mr[j])
+                    tt = _tz((th[j] - th0[j]) * mth[j]) + th0[j]
+                    limit = tt + rr
+                if mode == 1 or mode == 3:
+                    spike = nim >= limit
+                else:
+                    spike = nre >= limit and nim >= 0 and y < 0
+                if adaptive:
+                    if spike:
+                        rr += 2 * tt
+                        tt += th_step[j]
+                    r[j] = rr
+                    th[j] = tt
+                if spike:
+                    ot[j] = (nim if mode == 1 else nre) if graded else 1.0
+                else:
+                    ot[j] = 0.0
+                if mode == 1 and spike:
+                    re[j] = 0
+                    im[j] = vth[j] - 1
+                else:
+                    re[j] = nre
+                    im[j] = nim
+
+
+@_jit
+def _sigma_delta(a, vth, bias, sigma_on, relu, cum_error, out):  # noqa: ANN001
+    """SigmaDelta (``sigma_on``) or Delta over ``a[T, N, M]``, output ``floor(s / 64)``."""
+    steps, n, m = a.shape
+    sigma = np.zeros(m, np.int64)
+    act = np.zeros(m, np.int64)
+    res = np.zeros(m, np.int64)
+    err = np.zeros(m, np.int64)
+    for i in range(n):
+        for j in range(m):
+            sigma[j] = 0
+            act[j] = 0
+            res[j] = 0
+            err[j] = 0
+        for t in range(steps):
+            at = a[t, i]
+            ot = out[t, i]
+            for j in range(m):
+                x = np.int64(at[j])
+                if sigma_on:
+                    sg = sigma[j] + x
+                    sigma[j] = sg
+                    ac = sg + bias[j]
+                    if relu and ac < 0:
+                        ac = 0
+                else:
+                    ac = x
+                d = ac - act[j] + res[j]
+                s = 0
+                if cum_error:
+                    e = err[j] + d
+                    if abs(e) >= vth[j]:
+                        s = d
+                    err[j] = 0 if s != 0 else e
+                elif abs(d) >= vth[j]:
+                    s = d
+                res[j] = d - s
+                act[j] = ac
+                ot[j] = s >> 6
+
+
+@_jit
+def _sigma(a, out):  # noqa: ANN001
+    """Sigma: the running sum over time (exact in int64)."""
+    steps, n, m = a.shape
+    acc = np.zeros(m, np.int64)
+    for i in range(n):
+        for j in range(m):
+            acc[j] = 0
+        for t in range(steps):
+            at = a[t, i]
+            ot = out[t, i]
+            for j in range(m):
+                acc[j] += np.int64(at[j])
+                ot[j] = acc[j]
+
+
+def _ints(value: Any, shape: tuple[int, ...], scale: int = 1) -> np.ndarray:
+    """A scalar or broadcastable parameter as a flat int64 ``[M]`` array (``value × scale``)."""
+    arr = np.broadcast_to(np.asarray(value, dtype=np.float64) * scale, shape)
+    out = np.rint(arr).astype(np.int64).reshape(-1)
+    return np.ascontiguousarray(out)
+
+
+def _flat(arr: np.ndarray, m: int) -> np.ndarray:
+    """``[T, N, *shape]`` float64 as a C-contiguous ``[T, N, M]`` view or copy."""
+    return np.ascontiguousarray(arr, dtype=np.float64).reshape(arr.shape[0], arr.shape[1], m)
+
+
+def _adaptive(k: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    return (_ints(k.th0, shape), _ints(k.th_step, shape), _ints(k.fth, shape, 4096),
+            _ints(k.fr, shape, 4096))
+
+
+def _run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
+    shape = k.shape
+    m = int(np.prod(shape, dtype=np.int64))
+    alif = type(k) is nk.Alif
+    if alif:
+        adapt = _adaptive(k, shape)
+    else:
+        z = np.zeros(m, np.int64)
+        adapt = (z, z, z, z)
+    _cuba(_flat(a, m), _ints(k.fu, shape, 4096), _ints(k.fv, shape, 4096),
+          _ints(k.vth, shape), _ints(k.bias, shape), k.graded, alif, *adapt,
+          out.reshape(out.shape[0], out.shape[1], m))
+
+
+_RES_MODES = {nk.RF: 0, nk.RFIz: 1, nk.Adrf: 2, nk.AdrfIz: 3}
+
+
+def _run_resonator(k: nk._Resonator, a: np.ndarray, b: np.ndarray | None,
+                   out: np.ndarray) -> None:
+    assert b is not None
+    shape = k.shape
+    m = int(np.prod(shape, dtype=np.int64))
+    mode = _RES_MODES[type(k)]
+    adaptive = mode >= 2
+    if adaptive:
+        adapt = _adaptive(k, shape)
+    else:
+        z = np.zeros(m, np.int64)
+        adapt = (z, z, z, z)
+    _resonator(_flat(a, m), _flat(b, m), _ints(k.cs, shape, 4096), _ints(k.sn, shape, 4096),
+               _ints(k.vth, shape), k.graded, mode, adaptive, *adapt,
+               out.reshape(out.shape[0], out.shape[1], m))
+
+
+def _run_sigma_delta(k: nk.SigmaDelta, a: np.ndarray, b: np.ndarray | None,
+                     out: np.ndarray) -> None:
+    shape = k.shape
+    m = int(np.prod(shape, dtype=np.int64))
+    _sigma_delta(_flat(a, m), _ints(k.vth, shape), _ints(k.bias, shape),
+                 type(k) is nk.SigmaDelta, k.relu, k.cum_error,
+                 out.reshape(out.shape[0], out.shape[1], m))
+
+
+def _run_sigma(k: nk.Sigma, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
+    m = int(np.prod(k.shape, dtype=np.int64))
+    _sigma(_flat(a, m), out.reshape(out.shape[0], out.shape[1], m))
+
+
+_RUNNERS = {nk.Cuba: _run_cuba, nk.Alif: _run_cuba, nk.RF: _run_resonator,
+            nk.RFIz: _run_resonator, nk.Adrf: _run_resonator, nk.AdrfIz: _run_resonator,
+            nk.SigmaDelta: _run_sigma_delta, nk.Delta: _run_sigma_delta, nk.Sigma: _run_sigma}
+
+
+def run(k: nk.NeuronKernel, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> bool:
+    """Run ``k`` over the whole sequence ``a`` (``b``) into ``out`` compiled, if possible.
+
+    ``out`` must be a C-contiguous float64 array of ``a``'s shape.  Returns False (and leaves
+    ``out`` alone) when the compiled path is off or has no form for ``type(k)``.
+    """
+    runner = _RUNNERS.get(type(k)) if enabled() else None
+    if runner is None or not out.flags.c_contiguous or out.dtype != np.float64:
+        return False
+    if a.shape[0] and a.shape[1] and out.size:
+        runner(k, a, b, out)
+    return True

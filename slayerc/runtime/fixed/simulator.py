@@ -1,0 +1,229 @@
+"""Bit-accurate fixed-point simulation of an IR graph, batched over inputs.
+
+Scheduling: the graph's strongly connected components are run in topological order.  A node
+outside any cycle is evaluated for the whole sequence at once (synapses become one matmul or one
+convolution over all ``T·N`` frames, delays are array shifts, neurons loop over ``T`` vectorised
+over ``N`` and the neurons), so Python runs one loop per neuron layer and nothing per synapse.
+A recurrent component (``dense_rec``) is stepped: per step its delaying nodes first emit what
+they hold, then the other members run in dataflow order, then the delaying nodes take their new
+input.  Every failure is re-raised naming the node being run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from slayerc.errors import RuntimeSimError, SlayerError
+from slayerc.ir.analysis import to_nx, topo_order
+from slayerc.ir.core import Graph, Op
+from slayerc.runtime.fixed.kernels import Delayed, Kernel, Sig, joint_dense_weights, make_kernel
+from slayerc.runtime.fixed.neurons import NEURONS
+
+LAYER_OPS = frozenset(NEURONS) | {"synapse.dense"}
+"""Ops whose output is a netlist layer's output (a dense layer without neuron is its synapse)."""
+
+
+def layer_nodes(g: Graph) -> list[str]:
+    """Node names of the netlist layers in netx numbering (``layerK`` = the K-th of them).
+
+    A netlist layer ends in a neuron-like op; flatten and the input are not layers.  For graphs
+    read from a netlist (nodes ``layer<i>``) the hdf5 order is used, otherwise graph order.
+    """
+    named = [n for n in g if n.name.startswith("layer") and n.name[5:].isdigit()]
+    if named:
+        named.sort(key=lambda n: int(n.name[5:]))
+        return [n.name for n in named if n.OP in LAYER_OPS]
+    return [n.name for n in g if n.OP in frozenset(NEURONS)]
+
+
+def _fail(node: Op, err: Exception) -> SlayerError:
+    if isinstance(err, SlayerError) and node.describe() in str(err):
+        return err
+    return RuntimeSimError(f"{node.describe()}: {err}")
+
+
+def _to_time_major(g: Graph, node: Op, x: Any, steps: int | None) -> tuple[np.ndarray, bool]:
+    """``x`` as float64 ``[T, N, *shape]``, zero-padded or cut to ``steps``; and batched?"""
+    shape = tuple(node.shape or ())
+    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    if arr.dtype.kind not in "biuf":
+        raise RuntimeSimError(f"{node.describe()}: input must be numeric, got dtype {arr.dtype}")
+    batched = arr.ndim == len(shape) + 2
+    if arr.ndim not in (len(shape) + 1, len(shape) + 2) or \
+            tuple(arr.shape[-1 - len(shape):-1]) != shape:
+        want = ",".join(str(d) for d in shape)
+        raise RuntimeSimError(f"{node.describe()}: input of shape {list(arr.shape)} does not "
+                              f"match the network input: expected [{want},T] or [N,{want},T] "
+                              "(slayer layout, time last)")
+    if not batched:
+        arr = arr[None]
+    t_in = arr.shape[-1]
+    steps = t_in if steps is None else int(steps)
+    if steps < 1:
+        raise RuntimeSimError(f"steps must be at least 1, got {steps}")
+    out = np.zeros((steps, arr.shape[0], *shape))
+    keep = min(steps, t_in)
+    out[:keep] = np.moveaxis(arr[..., :keep], -1, 0)
+    return out, batched
+
+
+def _inputs(g: Graph, x: Any, steps: int | None) -> tuple[dict[str, np.ndarray], bool]:
+    nodes = g.inputs
+    if not nodes:
+        raise RuntimeSimError("the graph has no io.input node")
+    if isinstance(x, Mapping):
+        missing = [n.name for n in nodes if n.name not in x]
+        if missing:
+            raise RuntimeSimError(f"no input given for {', '.join('%' + m for m in missing)}")
+        data = {n.name: _to_time_major(g, n, x[n.name], steps) for n in nodes}
+    elif len(nodes) == 1:
+        data = {nodes[0].name: _to_time_major(g, nodes[0], x, steps)}
+    else:
+        raise RuntimeSimError(f"the graph has {len(nodes)} inputs: pass a dict name -> array")
+    lengths = {(a.shape[0], a.shape[1]) for a, _ in data.values()}
+    if len(lengths) > 1:
+        raise RuntimeSimError(f"inputs disagree in batch size or length: {sorted(lengths)}")
+    batched = any(b for _, b in data.values())
+    return {k: a for k, (a, _) in data.items()}, batched
+
+
+def _units(g: Graph) -> list[list[str]]:
+    """Strongly connected components in a topological order; members in dataflow order."""
+    dg = to_nx(g)
+    cond = nx.condensation(dg)
+    order = {name: i for i, name in enumerate(topo_order(g))}
+    members = {c: sorted(cond.nodes[c]["members"], key=order.__getitem__) for c in cond}
+    ranked = nx.lexicographical_topological_sort(cond, key=lambda c: order[members[c][0]])
+    return [members[c] for c in ranked]
+
+
+def _check_shapes(g: Graph) -> None:
+    missing = [n for n in g if n.shape is None]
+    if missing:
+        raise RuntimeSimError(f"{missing[0].describe()}: no shape; run shape-infer before "
+                              "simulating")
+
+
+class _Run:
+    """One simulation: kernels, values, the step loop of recurrent components."""
+
+    def __init__(self, g: Graph, data: dict[str, np.ndarray]):
+        self.g, self.data = g, data
+        self.steps, self.n = next(iter(data.values())).shape[:2]
+        ctx = {"joint": joint_dense_weights(g)}
+        self.kernels: dict[str, Kernel] = {}
+        for node in g:
+            if node.OP == "io.input":
+                continue
+            try:
+                self.kernels[node.name] = make_kernel(g, node, ctx)
+            except Exception as e:
+                raise _fail(node, e) from e
+        self.values: dict[str, Sig] = {k: Sig(v, None, None) for k, v in data.items()}
+
+    def run(self) -> dict[str, Sig]:
+        """Evaluate every node; returns the whole-sequence signal of each."""
+        for unit in _units(self.g):
+            if unit[0] in self.values:
+                continue
+            node = self.g[unit[0]]
+            if len(unit) == 1 and node.name not in node.inputs:
+                self.values[node.name] = self._sequence(node)
+            else:
+                self._stepped(unit)
+        return self.values
+
+    def _sequence(self, node: Op) -> Sig:
+        try:
+            ins = [self.values[i] for i in node.inputs]
+            return self.kernels[node.name].sequence(ins, self.steps, self.n)
+        except Exception as e:
+            raise _fail(node, e) from e
+
+    def _stepped(self, unit: list[str]) -> None:
+        kernels = {m: self.kernels[m] for m in unit}
+        delays = [m for m in unit if isinstance(kernels[m], Delayed) and self.g[m].is_delay()]
+        rest = [m for m in unit if m not in delays]
+        for k in kernels.values():
+            k.start(self.n)
+        trace: dict[str, list[Sig]] = {m: [] for m in unit}
+        for t in range(self.steps):
+            now: dict[str, Sig] = {}
+            for m in delays:
+                now[m] = kernels[m].emit()  # type: ignore[attr-defined]
+            for m in rest:
+                now[m] = self._step_node(self.g[m], now, t)
+            for m in delays:
+                kernels[m].push(self._arg(self.g[m].inputs[0], now, t))  # type: ignore
+            for m in unit:
+                trace[m].append(now[m])
+        for m in unit:
+            self.values[m] = _stack(trace[m])
+
+    def _arg(self, name: str, now: dict[str, Sig], t: int) -> Sig:
+        return now[name] if name in now else self.values[name].at(t)
+
+    def _step_node(self, node: Op, now: dict[str, Sig], t: int) -> Sig:
+        try:
+            return self.kernels[node.name].step([self._arg(i, now, t) for i in node.inputs])
+        except Exception as e:
+            raise _fail(node, e) from e
+
+
+def _stack(steps: list[Sig]) -> Sig:
+    """Per-step signals as one sequence at the finest exponent that occurred."""
+    exps = [s.e for s in steps if s.e is not None]
+    e = max(exps) if exps else None
+
+    def lift(s: Sig, arr: np.ndarray) -> np.ndarray:
+        return arr if s.e == e or e is None else arr * float(1 << (e - (s.e or 0)))
+    re = np.stack([lift(s, s.re) for s in steps])
+    has_im = any(s.im is not None for s in steps)
+    im = np.stack([lift(s, s.im if s.im is not None else np.zeros_like(s.re))
+                   for s in steps]) if has_im else None
+    return Sig(re, im, e)
+
+
+def _export(sig: Sig, batched: bool) -> np.ndarray:
+    """Time-last int32 (float32 for the raw input), batch axis dropped if the input had none."""
+    arr = np.moveaxis(sig.re, 0, -1)
+    arr = arr.astype(np.float32) if sig.e is None else arr.astype(np.int64).astype(np.int32)
+    return arr if batched else arr[0]
+
+
+def _record_names(g: Graph, record: str | Iterable[str] | None) -> list[str]:
+    if record is None:
+        return []
+    if record == "layers":
+        return layer_nodes(g)
+    if record == "all":
+        return list(g.nodes)
+    names = [record] if isinstance(record, str) else list(record)
+    unknown = [n for n in names if n not in g.nodes]
+    if unknown:
+        raise RuntimeSimError(f"cannot record {', '.join('%' + n for n in unknown)}: no such "
+                              "node (use a node name, 'layers' or 'all')")
+    return names
+
+
+def simulate(g: Graph, x: Any, steps: int | None = None,
+             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Run ``g`` bit-accurately in fixed point on ``x``; return int32 arrays by node name.
+
+    ``x``: slayer layout, ``[C(,H,W), T]`` or batched ``[N, C(,H,W), T]`` (numpy or torch), in
+    slayer units, or a dict by input node name.  It is zero-padded or cut to ``steps``.
+    The result maps each ``io.output`` node, and each node named by ``record`` (a node name, a
+    list of them, ``"layers"`` for the netlist layers of :func:`layer_nodes`, or ``"all"``), to
+    its output, time last, batch axis only if ``x`` had one.  Spikes are 0/1, graded payloads and
+    sigma-delta messages are integers in units of 2**-12, sigma outputs 2**-18, synaptic
+    currents 2**-6 (spikes in) or 2**-18 (messages in); see ``docs/fixed-point.md``.
+    """
+    _check_shapes(g)
+    data, batched = _inputs(g, x, steps)
+    names = [n.name for n in g.outputs] + _record_names(g, record)
+    values = _Run(g, data).run()
+    return {name: _export(values[name], batched) for name in dict.fromkeys(names)}

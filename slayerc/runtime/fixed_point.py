@@ -1,0 +1,5 @@
+"""The fixed-point runtime's public API (implemented in :mod:`slayerc.runtime.fixed`)."""
+
+from slayerc.runtime.fixed import layer_nodes, load_netlist, run_netlist, simulate
+
+__all__ = ["layer_nodes", "load_netlist", "run_netlist", "simulate"]

@@ -1,3 +1,42 @@
-"""slayerc: a compiler toolchain for spiking neural networks."""
+"""slayerc: a compiler toolchain for spiking neural networks.
+
+The public API (imported lazily, so ``import slayerc`` stays light):
+
+- :func:`trace` ``(model, example_input) -> Graph``: torch.fx tracing into the SNN IR;
+- :func:`compile` ``(model, example_input, pipeline=...) -> Graph``: trace, then run passes;
+- :func:`load` / :func:`save`: ``.sir`` text IR or ``.net`` netx hdf5 netlists, by suffix;
+- :class:`PassManager` and :func:`parse_pipeline`: pass pipelines such as ``"shape-infer"``;
+- :func:`interpret`: run a graph in floating point (``slayerc.runtime.interpreter``);
+- ``slayerc.slayer``: the SLAYER-compatible modelling API (``import slayerc.slayer as slayer``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "trace": "slayerc.frontend.trace:trace",
+    "compile": "slayerc.frontend.compile:compile",
+    "load": "slayerc.backends.files:load",
+    "save": "slayerc.backends.files:save",
+    "PassManager": "slayerc.passes.manager:PassManager",
+    "parse_pipeline": "slayerc.passes.manager:parse_pipeline",
+    "interpret": "slayerc.runtime.interpreter:interpret",
+    "Graph": "slayerc.ir.core:Graph",
+    "SlayerError": "slayerc.errors:SlayerError",
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'slayerc' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value

@@ -101,6 +101,96 @@ def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False)
     return g if keep_graph else print_graph(g, inline_limit=args.inline_limit)
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Trace a model file, run a pipeline, write a .sir or .net and print a summary."""
+    import torch
+
+    from slayerc.backends.files import save
+    from slayerc.frontend.loader import load_model, load_weights
+    from slayerc.frontend.trace import trace
+    from slayerc.ir.summary import layer_table
+    from slayerc.passes.manager import PassManager
+
+    steps = _progress(4, not args.quiet and sys.stderr.isatty())
+    model = load_model(args.model)
+    if args.weights:
+        load_weights(model, args.weights)
+    model.eval()
+    steps("traced model loaded")
+    example = torch.zeros((1, *args.input_shape, args.steps))
+    g = trace(model, example)
+    steps(f"traced {len(g)} nodes")
+    pm = PassManager.from_string(args.passes or "", time_passes=args.time_passes)
+    g = pm.run(g)
+    steps("passes done")
+    save(g, args.output, target=args.target)
+    steps(f"wrote {args.output}")
+    if not args.quiet:
+        print(layer_table(g))
+    if args.time_passes:
+        print(pm.timing_report(), file=sys.stderr)
+    return 0
+
+
+def _progress(total: int, show: bool) -> Callable[[str], None]:
+    """A progress bar over the compile stages (on stderr; silent with --quiet)."""
+    if not show:
+        return lambda msg: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, file=sys.stderr, bar_format="{desc:<32}{bar:20}{n}/{total}",
+               leave=False)
+
+    def step(msg: str) -> None:
+        bar.set_description_str(msg)
+        bar.update(1)
+        if bar.n >= total:
+            bar.close()
+    return step
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Simulate a netlist bit-accurately in fixed point on an .npy input."""
+    from slayerc.runtime.fixed_point import run_netlist
+
+    x = _load_npy(args.input)
+    got = run_netlist(args.netlist, x, steps=args.steps, all_layers=bool(args.all_layers),
+                      input_shape=args.input_shape)
+    out, layers = got if args.all_layers else (got, None)
+    _save_atomic(args.output, lambda f: np.save(f, out))
+    if layers is not None:
+        _save_atomic(args.all_layers, lambda f: np.savez_compressed(f, **layers))
+    return 0
+
+
+def _save_atomic(path: str, write: Callable) -> None:
+    """Write through a temporary file in the same folder, then rename: no half files."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    except OSError as e:
+        raise SlayerError(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SlayerError(f"{path}: no such file") from None
+    except (ValueError, OSError) as e:
+        raise SlayerError(f"{path}: not a .npy array file ({str(e).split('.')[0]})") from None
+
+
 def _reader_options(args: argparse.Namespace) -> dict:
     shape = getattr(args, "input_shape", None)
     return {"input_shape": shape} if shape else {}
@@ -157,6 +247,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inline-limit", type=int, default=16, metavar="N",
                    help="print parameters with at most N elements inline (default 16)")
     s.set_defaults(func=cmd_opt)
+
+    s = sub.add_parser("compile", help="trace a PyTorch model into the IR or a netlist")
+    s.add_argument("model", metavar="MODEL.py:NAME",
+                   help="an nn.Module class (no constructor arguments) or a function returning one")
+    s.add_argument("--weights", metavar="CKPT.pt", help="state dict, loaded with weights_only")
+    s.add_argument("--input-shape", type=_shape, required=True, metavar="C[,H,W]",
+                   help="per-step input shape, without batch and time")
+    s.add_argument("--steps", type=int, required=True, metavar="T", help="time steps to trace")
+    s.add_argument("-p", "--passes", default="", metavar="PIPELINE", help="passes to run")
+    s.add_argument("--target", default="loihi2", choices=("loihi2", "slayerc"),
+                   help="netlist target when writing .net (default loihi2)")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.sir|OUT.net")
+    s.add_argument("--time-passes", action="store_true", help="print a table of pass times")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and summary")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("run", help="simulate a netlist in bit-accurate fixed point")
+    s.add_argument("netlist", help="an hdf5 netlist (.net)")
+    s.add_argument("--input", required=True, metavar="IN.npy",
+                   help="input [C(,H,W),T] or batched [N,C(,H,W),T], slayer layout")
+    s.add_argument("--output", required=True, metavar="OUT.npy", help="int32 output to write")
+    s.add_argument("--steps", type=int, metavar="T", help="time steps (default: the input's)")
+    s.add_argument("--all-layers", metavar="LAYERS.npz",
+                   help="also write every layer's output (keys layer0, layer1, ...)")
+    s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
+    s.set_defaults(func=cmd_run)
     return p
 
 

@@ -1,0 +1,227 @@
+"""Floating-point interpreter of IR graphs, with the same kernels as the eager model.
+
+``interpret(graph, x)`` runs a graph on ``x`` (``[N, *S, T]``, slayer layout, time last) and
+returns what the eager ``slayerc.slayer`` model computes, number for number: neurons are the
+modelling API's own neuron modules (configured from the node's attributes), synapses the same
+torch calls its synapses make, axons the same runtime functions.
+
+Acyclic parts run a whole sequence per node.  A recurrent loop (a strongly connected component,
+closed by ``axon.shift``/``axon.delay``) runs one time step at a time, its neurons holding their
+state from step to step, as lava-dl's ``Recurrent`` block does.
+
+An :class:`Interpreter` keeps state between calls where the graph says so (the ``persistent``
+attribute of neurons, shifts, delta and sigma units, as slayer's ``persistent_state``);
+``persistent_state=True`` makes every node keep its state (also delay lines), ``False`` none.
+States reset when the batch size changes or on ``reset()``.
+
+Dispatch is a table keyed by op name (``KERNELS``); each entry builds a :class:`Kernel` for a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from slayerc.errors import RuntimeSimError, SlayerError
+from slayerc.ir.analysis import cycles, topo_order
+from slayerc.ir.core import Graph, Op, ParamRef
+from slayerc.runtime import interp_kernels as K
+
+Value = Any  # a tensor, or a (re, im) pair of tensors for complex values
+
+
+@dataclass
+class Kernel:
+    """How one node runs: ``fn(inputs)`` on whole sequences; ``step`` keeps per-step state."""
+
+    fn: Callable[[list[Value]], Value]
+    modules: list[torch.nn.Module] = field(default_factory=list)
+    reset: Callable[[], None] = lambda: None
+
+
+KERNELS: dict[str, Callable[[Op, Graph, K.Context], Kernel]] = {
+    "io.input": K.identity,
+    "io.output": K.identity,
+    "synapse.dense": K.dense,
+    "synapse.conv": K.conv,
+    "synapse.pool": K.pool,
+    "synapse.conv_transpose": K.conv_transpose,
+    "synapse.unpool": K.unpool,
+    "synapse.kwta": K.kwta,
+    "neuron.cuba": K.neuron,
+    "neuron.alif": K.neuron,
+    "neuron.rf": K.neuron,
+    "neuron.rf_iz": K.neuron,
+    "neuron.adrf": K.neuron,
+    "neuron.adrf_iz": K.neuron,
+    "neuron.sigma_delta": K.neuron,
+    "neuron.dropout": K.identity,
+    "axon.shift": K.shift,
+    "axon.delay": K.delay,
+    "axon.delta": K.delta,
+    "dendrite.sigma": K.sigma,
+    "tensor.flatten": K.reshape,
+    "tensor.reshape": K.reshape,
+    "tensor.add": K.add,
+    "tensor.concat": K.concat,
+    "tensor.affine": K.affine,
+    "tensor.quantize": K.quantize,
+    "tensor.average": K.average,
+    "norm.batch": K.batch_norm,
+    "norm.mean_only": K.mean_only_norm,
+    "norm.weight_scale": K.weight_scale_norm,
+}
+
+
+class Interpreter:
+    """Runs one graph repeatedly; see the module docstring."""
+
+    def __init__(self, graph: Graph, persistent_state: bool | None = None,
+                 dtype: torch.dtype = torch.float32):
+        if "shapes" not in graph.facts:
+            raise RuntimeSimError("the interpreter needs shapes: run the 'shape-infer' pass first")
+        self.graph, self.persistent_state, self.dtype = graph, persistent_state, dtype
+        loops = cycles(graph)
+        self.loop_of = {name: i for i, loop in enumerate(loops) for name in loop}
+        self.loops = loops
+        self.order = topo_order(graph)
+        ctx = K.Context(dtype=dtype)
+        self.kernels: dict[str, Kernel] = {}
+        self.keeps: dict[str, bool] = {}
+        for node in graph:
+            build = KERNELS.get(node.OP)
+            if build is None:
+                raise RuntimeSimError(f"{node.describe()}: the interpreter cannot run {node.OP}")
+            try:
+                node_ctx = ctx.for_node(node, node.name in self.loop_of, persistent_state)
+                self.keeps[node.name] = node_ctx.persistent
+                self.kernels[node.name] = build(node, graph, node_ctx)
+            except SlayerError as e:
+                raise RuntimeSimError(f"{node.describe()}: {e}") from e
+        self._batch: int | None = None
+        self._loop_prev: dict[str, list[Value]] = {}
+
+    def reset(self) -> None:
+        """Forget every carried state (neurons, shift buffers, delay lines)."""
+        for k in self.kernels.values():
+            k.reset()
+        self._loop_prev = {}
+
+    def __call__(self, x: torch.Tensor | np.ndarray | Mapping[str, Any]) -> Any:
+        """Run on ``x``; returns the output (or a dict by output name if there are several)."""
+        feeds = self._feeds(x)
+        batch = next(iter(feeds.values())).shape[0]
+        if batch != self._batch:
+            self.reset()
+        for name, kernel in self.kernels.items():
+            if not self.keeps[name]:
+                kernel.reset()
+        self._batch = batch
+        values: dict[str, Value] = {}
+        done_loops: set[int] = set()
+        with torch.no_grad():
+            for name in self.order:
+                if name in values:
+                    continue
+                loop = self.loop_of.get(name)
+                if loop is None:
+                    values[name] = self._run(name, values, feeds)
+                elif loop not in done_loops:
+                    done_loops.add(loop)
+                    values.update(self._run_loop(self.loops[loop], values, feeds))
+        outs = {n.name: values[n.name] for n in self.graph.outputs}
+        return next(iter(outs.values())) if len(outs) == 1 else outs
+
+    # -- internals -------------------------------------------------------------------------
+    def _feeds(self, x: Any) -> dict[str, torch.Tensor]:
+        inputs = self.graph.inputs
+        if not isinstance(x, Mapping):
+            if len(inputs) != 1:
+                names = ", ".join(f"%{n.name}" for n in inputs)
+                raise RuntimeSimError(f"the graph has {len(inputs)} inputs ({names}); "
+                                      "pass a dict from input name to tensor")
+            x = {inputs[0].name: x}
+        feeds = {}
+        for node in inputs:
+            if node.name not in x:
+                raise RuntimeSimError(f"{node.describe()}: no value given for this input")
+            t = torch.as_tensor(x[node.name]).to(self.dtype)
+            if t.dim() == len(node.shape) + 1:  # type: ignore[arg-type]
+                t = t.unsqueeze(0)
+            if tuple(t.shape[1:-1]) != tuple(node.shape):  # type: ignore[arg-type]
+                raise RuntimeSimError(
+                    f"{node.describe()}: expected input [N, {', '.join(map(str, node.shape))}, T]"
+                    f" (slayer layout, time last), got {list(t.shape)}")
+            feeds[node.name] = t
+        return feeds
+
+    def _args(self, node: Op, values: dict[str, Value], feeds: dict[str, torch.Tensor]) -> list:
+        if node.OP == "io.input":
+            return [feeds[node.name]]
+        return [values[i] for i in node.inputs]
+
+    def _run(self, name: str, values: dict[str, Value], feeds: dict[str, torch.Tensor]) -> Value:
+        node = self.graph[name]
+        try:
+            return self.kernels[name].fn(self._args(node, values, feeds))
+        except SlayerError as e:
+            raise RuntimeSimError(f"{node.describe()}: {e}") from e
+        except (RuntimeError, ValueError) as e:
+            raise RuntimeSimError(f"{node.describe()}: {e}") from e
+
+    def _run_loop(self, loop: list[str], values: dict[str, Value],
+                  feeds: dict[str, torch.Tensor]) -> dict[str, Value]:
+        """Run a recurrent component one step at a time."""
+        members = [n for n in self.order if n in set(loop)]
+        first = next(iter(feeds.values()))
+        steps, batch = int(first.shape[-1]), int(first.shape[0])
+        trace: dict[str, list[Value]] = {n: [] for n in members}
+        for t in range(steps):
+            now: dict[str, Value] = {}
+            for name in members:
+                node = self.graph[name]
+                args = [now[i] if i in now else (_at(values[i], t) if i in values else None)
+                        for i in node.inputs]
+                if node.is_delay():
+                    src = node.inputs[0]
+                    hist = _History(trace[src], t, batch, self._loop_prev.get(src))
+                    now[name] = self.kernels[name].fn([hist])
+                    trace[name].append(now[name])
+                    continue
+                now[name] = self.kernels[name].fn(args)
+                trace[name].append(now[name])
+        self._loop_prev.update(trace)
+        return {n: _cat(trace[n]) for n in members}
+
+
+class _History:
+    """The values a delay node's input had at the steps before ``t`` (for recurrent loops)."""
+
+    def __init__(self, past: list[Value], t: int, batch: int, prev: list[Value] | None):
+        self.past, self.t, self.batch, self.prev = past, t, batch, prev
+
+
+def _at(v: Value, t: int) -> Value:
+    if isinstance(v, tuple):
+        return tuple(x[..., t:t + 1] for x in v)
+    return v[..., t:t + 1]
+
+
+def _cat(vs: list[Value]) -> Value:
+    if vs and isinstance(vs[0], tuple):
+        return tuple(torch.cat([v[i] for v in vs], dim=-1) for i in range(len(vs[0])))
+    return torch.cat(vs, dim=-1)
+
+
+def interpret(graph: Graph, x: Any, dtype: torch.dtype = torch.float32) -> Any:
+    """Run ``graph`` once on ``x`` (see :class:`Interpreter`)."""
+    return Interpreter(graph, dtype=dtype)(x)
+
+
+def param_tensor(g: Graph, ref: ParamRef, dtype: torch.dtype) -> torch.Tensor:
+    """A graph parameter as a torch tensor."""
+    return torch.as_tensor(np.asarray(g.params[ref.name])).to(dtype)

@@ -49,6 +49,32 @@ class SeedNetwork(nn.Module):
         return x
 
 
+class ConvSNN(nn.Module):
+    """A small cuba conv SNN that fits Loihi 2 as it is (input ``[N, 2, 16, 16, T]``).
+
+    Conv(2→8, k3, s2, p1) → Conv(8→16, k3, s2, p1) → Flatten → Dense(1024→64, axonal delays)
+    → Dense(64→10).  The weights are seeded, not trained: it demonstrates the flow
+    ``slayerc compile`` → ``.net`` → ``slayerc run``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        p = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
+        torch.manual_seed(7)
+        self.blocks = nn.Sequential(
+            slayer.block.cuba.Conv(p, 2, 8, 3, stride=2, padding=1, weight_scale=6),
+            slayer.block.cuba.Conv(p, 8, 16, 3, stride=2, padding=1, weight_scale=6),
+            slayer.block.cuba.Flatten(),
+            slayer.block.cuba.Dense(p, 16 * 4 * 4, 64, weight_scale=6, delay=True),
+            slayer.block.cuba.Dense(p, 64, 10, weight_scale=6),
+        )
+        with torch.no_grad():  # axonal delays of 0..3 steps
+            self.blocks[3].delay.delay.copy_(torch.arange(64) % 4)
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
 NMNIST_NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03,
                  "tau_grad": 0.03, "scale_grad": 3, "requires_grad": True}
 

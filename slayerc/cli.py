@@ -160,26 +160,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     _save_atomic(args.output, lambda f: np.save(f, out))
     if layers is not None:
         _save_atomic(args.all_layers, lambda f: np.savez_compressed(f, **layers))
+    if not args.quiet:
+        shape = ", ".join(map(str, out.shape))
+        print(f"wrote {args.output}: {out.dtype}[{shape}], {np.count_nonzero(out)} nonzero "
+              f"outputs (spikes or messages) over {out.shape[-1]} steps")
     return 0
 
 
 def _save_atomic(path: str, write: Callable) -> None:
     """Write through a temporary file in the same folder, then rename: no half files."""
-    import os
-    import tempfile
+    from slayerc.ir.serialize import atomic_write
 
-    folder = os.path.dirname(os.path.abspath(path))
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        atomic_write(path, to_file)
     except OSError as e:
         raise SlayerError(f"{path}: cannot write ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -272,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-layers", metavar="LAYERS.npz",
                    help="also write every layer's output (keys layer0, layer1, ...)")
     s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
+    s.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     s.set_defaults(func=cmd_run)
     return p
 

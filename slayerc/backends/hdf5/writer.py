@@ -149,8 +149,17 @@ def _check_form(layer: Layer, lead: Op | None, trail: Op | None) -> None:
                    "timing")
 
 
+def _on_input_grid(quant: Op) -> bool:
+    steps = float(quant.step) * 64
+    return steps >= 1 and steps == int(steps)
+
+
 def _match_input(g: Graph, inp: Op, body: list[Op], absorb: bool) -> tuple[list[Layer], int]:
     c = _Cursor(body, 0)
+    quant = c.take({"tensor.quantize"})  # slayer Input's input quantizer: the host's encoding
+    if quant is not None and not _on_input_grid(quant):
+        raise _err(quant, "step", f"input quantization step {quant.step!r} is not a multiple of "
+                   "1/64: netx input layers take integers x·64")
     transform = c.take({"tensor.affine"})
     neuron = c.take(INPUT_NEURONS)
     if neuron is None:

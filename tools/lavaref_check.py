@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Check netlists written by slayerc end to end in the real netx loader + Lava simulator.
+
+Needs the reference stack from ``../shared/tools/lavaref`` (``bash setup.sh`` builds it in
+/opt/lavaref).  For every lava-dl reference case with a Lava output, and for the bundled
+ConvSNN example, this writes a netlist with slayerc (for target loihi2), runs it in Lava
+(netx_run.py) and in slayerc's fixed-point runtime, and compares output and every layer:
+
+    python tools/lavaref_check.py [--lavaref /opt/lavaref] [--shared ../shared]
+
+Cases: ``read`` = lava-dl's .net read into the IR and written again; ``trace`` = the lava-dl
+model rebuilt with slayerc.slayer, traced and written.  This is a development check, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+LAVA_CASES = ["cuba_dense", "cuba_input", "cuba_conv", "cuba_delay", "cuba_rec", "rf", "rf_iz",
+              "sdnn_dense", "sdnn_conv"]
+
+
+def _traced(ref: Path, case: str):
+    import slayerc.slayer as slayer
+    from slayerc.frontend.trace import trace
+
+    sys.path.insert(0, str(ref))
+    import arch_build
+
+    arch = json.loads((ref / f"{case}.arch.json").read_text())
+    cwd = os.getcwd()
+    os.chdir(ref)
+    try:
+        net = arch_build.build(arch, slayer)
+        net.load_state_dict(torch.load(arch["state_dict"], weights_only=True), strict=True)
+    finally:
+        os.chdir(cwd)
+    x = torch.tensor(np.load(ref / f"{case}.input.npy"))[None]
+    return trace(net, x)
+
+
+def _lava(py: Path, netx_run: Path, net: Path, inp: Path, out: Path, layers: Path, steps: int):
+    cmd = [str(py), str(netx_run), str(net), str(inp), str(out), "--steps", str(steps),
+           "--layout", "chw", "--all-layers", str(layers), "-q"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+
+
+def _compare(net: Path, inp: Path, lava_out: Path, lava_layers: Path) -> str:
+    from slayerc.runtime.fixed_point import run_netlist
+
+    x = np.load(inp)
+    shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
+    out, layers = run_netlist(net, x, all_layers=True, **shape)
+    lava = np.load(lava_out)
+    la = np.load(lava_layers)
+    same_layers = sorted(la.files) == sorted(layers) and all(
+        np.array_equal(la[k].transpose(2, 1, 0, 3) if la[k].ndim == 4 else la[k], layers[k])
+        for k in la.files)
+    return (f"output {'==' if np.array_equal(out, lava) else '!='} Lava, layers "
+            f"{'==' if same_layers else '!='} Lava, {int(np.count_nonzero(lava))} nonzero")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lavaref", default="/opt/lavaref", type=Path)
+    p.add_argument("--shared", default=ROOT.parent / "shared", type=Path)
+    args = p.parse_args()
+    from slayerc.backends.files import load, save
+
+    py = args.lavaref / "bin" / "python"
+    netx_run = args.shared / "tools" / "lavaref" / "netx_run.py"
+    ref = args.shared / "reference" / "lava-dl"
+    tmp = Path(tempfile.mkdtemp(prefix="lavaref_check_"))
+    jobs = []
+    for case in LAVA_CASES:
+        x = np.load(ref / f"{case}.input.npy")
+        shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
+        jobs.append((f"read  {case}", lambda c=case, s=shape: load(ref / f"{c}.net", **s),
+                     ref / f"{case}.input.npy", x.shape[-1]))
+        jobs.append((f"trace {case}", lambda c=case: _traced(ref, c), ref / f"{case}.input.npy",
+                     x.shape[-1]))
+    jobs.append(("trace examples/models.py:ConvSNN", _convsnn,
+                 ROOT / "examples" / "spikes_2x16x16.npy", 40))
+    failed = 0
+    for name, make, inp, steps in jobs:
+        net = tmp / (name.replace(" ", "_").replace("/", "_").replace(":", "_") + ".net")
+        try:
+            save(make(), net, target="loihi2")
+            _lava(py, netx_run, net, inp, net.with_suffix(".lava.npy"),
+                  net.with_suffix(".lava_layers.npz"), steps)
+            line = _compare(net, inp, net.with_suffix(".lava.npy"),
+                            net.with_suffix(".lava_layers.npz"))
+        except Exception as e:  # report and go on with the other cases
+            line = f"FAILED: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        failed += "!=" in line or line.startswith("FAILED")
+        print(f"{name:<36} {line}", flush=True)
+    print(f"{len(jobs) - failed} of {len(jobs)} netlists run in Lava exactly as in slayerc")
+    return 1 if failed else 0
+
+
+def _convsnn():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import models
+
+    from slayerc.frontend.trace import trace
+
+    return trace(models.ConvSNN(), torch.zeros(1, 2, 16, 16, 40))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

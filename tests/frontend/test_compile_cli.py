@@ -1,0 +1,75 @@
+"""``slayerc compile MODEL.py:NAME``: model loading, weights_only checkpoints, outputs, errors."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import models
+import torch
+
+from slayerc.ir import load
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "examples" / "models.py"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slayerc.cli", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def test_compile_with_weights_to_sir(tmp_path: Path) -> None:
+    model = models.RecurrentKWTA()
+    with torch.no_grad():
+        model.fc.synapse.weight.mul_(0.5)  # differs from a fresh model
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    run = _cli("compile", f"{MODELS}:RecurrentKWTA", "--weights", "w.pt", "--input-shape", "20",
+               "--steps", "10", "-o", "net.sir", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    g = load(tmp_path / "net.sir")
+    want = model.fc.synapse.effective_weight(fresh=True)[..., 0, 0, 0].detach().numpy()
+    assert (g.param(g["fc_synapse"].weight) == want).all()
+
+
+def test_function_returning_a_module(tmp_path: Path) -> None:
+    run = _cli("compile", f"{MODELS}:seed_network", "--input-shape", "3,13,16", "--steps", "4",
+               "-o", "seed.sir", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert any(n.OP == "neuron.rf_iz" for n in load(tmp_path / "seed.sir"))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoints_are_never_unpickled(tmp_path: Path) -> None:
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"x": _Evil()}, f)
+    run = _cli("compile", f"{MODELS}:RecurrentKWTA", "--weights", "evil.pt", "--input-shape",
+               "20", "--steps", "4", "-o", "x.sir", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "pwned" not in run.stdout
+    assert "not a weights-only checkpoint" in run.stderr
+    assert not (tmp_path / "x.sir").exists()
+
+
+def test_wrong_checkpoint_and_model_errors(tmp_path: Path) -> None:
+    torch.save({"nope": torch.zeros(1)}, tmp_path / "w.pt")
+    (tmp_path / "m.py").write_text("import torch\nclass NeedsArgs(torch.nn.Module):\n"
+                                   "    def __init__(self, n):\n        super().__init__()\n")
+    cases = [
+        ([f"{MODELS}:RecurrentKWTA", "--weights", "w.pt"], "does not fit the model"),
+        ([f"{MODELS}:Missing"], "has no 'Missing'"),
+        ([f"{MODELS}"], "expected MODEL.py:NAME"),
+        (["m.py:NeedsArgs"], "constructible without arguments"),
+        (["nofile.py:X"], "nofile.py: no such file"),
+    ]
+    for args, words in cases:
+        run = _cli("compile", *args, "--input-shape", "20", "--steps", "4", "-o", "x.sir",
+                   cwd=tmp_path)
+        assert run.returncode == 1, (args, run.stderr)
+        assert words in run.stderr and run.stderr.count("\n") == 1, run.stderr

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import refcases
 import torch
 
-import slayerc.slayer as slayer
 from slayerc.backends.files import save
 from slayerc.errors import BackendError
 from slayerc.frontend.trace import trace
@@ -20,7 +18,6 @@ from slayerc.frontend.trace import trace
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "lava-dl"
 sys.path.insert(0, str(ROOT / "tests" / "backends"))
-sys.path.insert(0, str(ROOT / "examples"))
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -47,24 +44,8 @@ def test_readme_flow_equals_the_pytorch_model(tmp_path: Path) -> None:
     assert out.sum() > 50
 
 
-def _build(case: str) -> tuple[torch.nn.Module, torch.Tensor]:
-    sys.path.insert(0, str(DATA))
-    import arch_build
-
-    arch = json.loads((DATA / f"{case}.arch.json").read_text())
-    cwd = os.getcwd()
-    os.chdir(DATA)
-    try:
-        net = arch_build.build(arch, slayer)
-        net.load_state_dict(torch.load(arch["state_dict"], weights_only=True), strict=True)
-    finally:
-        os.chdir(cwd)
-    if arch["eval"]:
-        net.eval()
-    return net, torch.tensor(np.load(DATA / arch["forwards"][0]["input"]))[None]
-
-
-CASES = sorted(p.name[:-10] for p in DATA.glob("*.arch.json"))
+_build = refcases.build
+CASES = refcases.CASES
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "cuba_norm"])

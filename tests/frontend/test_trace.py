@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
-import sys
 from pathlib import Path
 
 import models
 import numpy as np
 import pytest
+import refcases
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,21 +83,10 @@ def test_effective_parameters_are_recorded() -> None:
     assert "weight_g" in dict(block.synapse.named_parameters())  # weight norm untouched
 
 
-@pytest.mark.parametrize("case", sorted(p.name[:-10] for p in DATA.glob("*.arch.json")))
+@pytest.mark.parametrize("case", refcases.CASES)
 def test_reference_cases_trace_to_slayer_output(case: str) -> None:
-    sys.path.insert(0, str(DATA))
-    import arch_build
-
-    arch = json.loads((DATA / f"{case}.arch.json").read_text())
-    cwd = os.getcwd()
-    os.chdir(DATA)
-    try:
-        net = arch_build.build(arch, slayer)
-        net.load_state_dict(torch.load(arch["state_dict"], weights_only=True), strict=True)
-    finally:
-        os.chdir(cwd)
-    if arch["eval"]:
-        net.eval()
+    net, _ = refcases.build(case)
+    arch = refcases.load_arch(case)
     it = None
     for fw in arch["forwards"]:
         x = torch.tensor(np.load(DATA / fw["input"]))[None]

@@ -9,39 +9,19 @@ the analytic ones (lava-dl's have the wrong sign and are 4096x too large).
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from refcases import CASES, REF_DIR, load_arch, load_input
+from refcases import arch_build as _arch_build
 
 import slayerc.slayer as slayer_module
-
-REF_DIR = Path(__file__).resolve().parents[1] / "data" / "lava-dl"
-CASES = sorted(p.name[: -len(".arch.json")] for p in REF_DIR.glob("*.arch.json"))
 
 
 @pytest.fixture(scope="module")
 def arch_build():
     """The reference reader ``arch_build.py`` shipped with the cases."""
-    sys.path.insert(0, str(REF_DIR))
-    try:
-        import arch_build as module
-    finally:
-        sys.path.remove(str(REF_DIR))
-    return module
-
-
-def load_arch(name: str) -> dict:
-    """The parsed ``NAME.arch.json``."""
-    return json.loads((REF_DIR / f"{name}.arch.json").read_text())
-
-
-def load_input(arch: dict, i: int = 0) -> torch.Tensor:
-    """Forward ``i``'s stored input with the batch dimension."""
-    return torch.tensor(np.load(REF_DIR / arch["forwards"][i]["input"]))[None]
+    return _arch_build()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,0 @@
-"""Make the bundled example models importable as ``models``."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))

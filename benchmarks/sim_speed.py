@@ -2,8 +2,9 @@
 
 Network: cuba Dense 200 -> 256 -> 256 -> 10 (netx layout: shift, dense, LIF per layer), random
 even 8-bit weights, Bernoulli(0.1) input spikes, T = 1000.  Reports simulated steps per second
-at batch 1 and 64 (and samples·steps per second), the per-step cost of the neuron recurrence in
-numpy vs torch (why the runtime steps neurons in numpy), and the ratio against Lava measured on
+at batch 1 and 64 (and samples·steps per second) on the path that runs (numba when installed,
+else numpy; ``SLAYERC_NO_NUMBA=1`` forces numpy), the first call's JIT time (excluded), the
+per-step cost of the numpy neuron recurrence vs torch, and the ratio against Lava measured on
 this machine through ``/opt/lavaref`` (``bash shared/tools/lavaref/setup.sh``).  Without lavaref
 it prints the stored figure (about 1 s per 100 steps, DESIGN.md) and says it was not re-measured.
 
@@ -25,6 +26,7 @@ import torch
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.passes import shape_infer
+from slayerc.runtime.fixed import fast
 from slayerc.runtime.fixed_point import simulate
 
 SIZES = (200, 256, 256, 10)
@@ -53,9 +55,19 @@ def spikes(batch: int, steps: int, seed: int = 1) -> np.ndarray:
     return (np.random.default_rng(seed).random((batch, SIZES[0], steps)) < 0.1).astype(np.float32)
 
 
-def time_slayerc(g: Graph, batch: int, steps: int, repeat: int = 3) -> tuple[float, dict]:
-    """Best wall time of ``simulate`` and the firing rate of each layer."""
+def first_call(g: Graph) -> float:
+    """Seconds of the first (tiny) ``simulate``: numba's JIT compile or cache load, excluded
+    from the steps/s figures."""
+    t0 = time.perf_counter()
+    simulate(g, spikes(1, 5), record="layers")
+    simulate(g, spikes(2, 5), record="layers")
+    return time.perf_counter() - t0
+
+
+def time_slayerc(g: Graph, batch: int, steps: int, repeat: int = 5) -> tuple[float, dict]:
+    """Best wall time of ``simulate`` (after a warm-up) and the firing rate of each layer."""
     x = spikes(batch, steps)
+    simulate(g, x, record="layers")
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -131,7 +143,9 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     g = network()
     print(f"cuba {'-'.join(map(str, SIZES))}, T={args.steps}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}, neuron path: {fast.backend()} "
+          "(SLAYERC_NO_NUMBA=1 forces numpy)")
+    print(f"first call (JIT compile or cache load, not timed below): {first_call(g):.2f} s")
     rows = {}
     for batch in (1, 64):
         sec, rates = time_slayerc(g, batch, args.steps)

@@ -314,3 +314,52 @@ def run(k: nk.NeuronKernel, a: np.ndarray, b: np.ndarray | None, out: np.ndarray
     if a.shape[0] and a.shape[1] and out.size:
         runner(k, a, b, out)
     return True
+
+
+@_jit
+def _sparse_mac(x, w, out):  # noqa: ANN001
+    """``out = x @ w`` over the non-zero inputs only (spikes are sparse): float64 sums of
+    integers, exact below 2^53 whatever the order.  A local accumulator lets LLVM vectorise."""
+    rows, n_in = x.shape
+    n_out = w.shape[1]
+    acc = np.empty(n_out)
+    idx = np.empty(n_in, np.int64)
+    for r in range(rows):
+        k = 0
+        for i in range(n_in):
+            if x[r, i] != 0.0:
+                idx[k] = i
+                k += 1
+        acc[:] = 0.0
+        for q in range(k):
+            i = idx[q]
+            xi = x[r, i]
+            if xi == 1.0:
+                for o in range(n_out):
+                    acc[o] += w[i, o]
+            else:
+                for o in range(n_out):
+                    acc[o] += xi * w[i, o]
+        for o in range(n_out):
+            out[r, o] = acc[o]
+
+
+SPARSE_MAX_WORK = 1 << 27
+"""Largest ``rows·in·out`` for which :func:`matmul` accumulates compiled instead of via BLAS.
+
+Small products (batch 1) lose to BLAS's thread start-up, and the sparse loop touches only the
+rows of the weights that spiked; large batched products are left to a multi-threaded GEMM.
+"""
+
+
+def matmul(flat: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """``flat @ w`` (float64 ``[R, I] @ [I, O]``) compiled for small products, else None.
+
+    Every term is an integer and every partial sum is exact while below 2^53 (as the float64
+    BLAS path), so the result does not depend on the summation order.
+    """
+    if not enabled() or flat.size * w.shape[1] > SPARSE_MAX_WORK:
+        return None
+    out = np.empty((flat.shape[0], w.shape[1]))
+    _sparse_mac(np.ascontiguousarray(flat, dtype=np.float64), w, out)
+    return out

@@ -7,13 +7,17 @@ Batch 32, T = 100, forward + backward + Adam step, for two configurations:
   (``requires_grad=True``).
 
 lava-dl 0.6 slayer takes 0.066 s / 0.108 s per step on a 2-core x86_64 machine
-(``DESIGN.md``, performance anchors).  Run: ``python benchmarks/train_step.py [--steps N]
-[--threads K] [--profile]``.
+(``DESIGN.md``, performance anchors); the goal is 2x faster (0.033 s / 0.054 s).  The script
+prints the machine (CPU model, threads, torch version, load average) with the figures: other
+jobs on the machine inflate them, so quote them with the load.  Run:
+``python benchmarks/train_step.py [--steps N] [--repeats R] [--threads K] [--profile]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
 
@@ -22,6 +26,7 @@ import torch
 import slayerc.slayer as slayer
 
 LAVA_DL_SECONDS = {"plain": 0.066, "learn": 0.108}
+TARGET_SPEEDUP = 2.0
 
 
 def build(learn: bool) -> torch.nn.Module:
@@ -55,21 +60,46 @@ def time_steps(learn: bool, steps: int, warmup: int = 3) -> list[float]:
     return times
 
 
+def cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """One line with the facts a quoted figure needs."""
+    load = "/".join(f"{v:.2f}" for v in os.getloadavg())
+    return (f"{cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
+            f"with {torch.get_num_threads()} threads, Python {platform.python_version()}; "
+            f"load average {load}")
+
+
 def main(argv=None) -> int:
     """Print the median step time of each configuration (and an optional profile)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="fresh networks per configuration; the median is over all steps")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--profile", action="store_true", help="print a torch profiler table")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 32, T=100")
+    print(machine())
+    print("cuba Dense 200-256-256-10, batch 32, T=100; forward + backward + Adam, wall clock")
     for name in ("plain", "learn"):
-        times = time_steps(name == "learn", args.steps)
+        times = [t for _ in range(args.repeats) for t in time_steps(name == "learn", args.steps)]
         med, ref = statistics.median(times), LAVA_DL_SECONDS[name]
-        print(f"{name:6s} median {med:.4f} s/step, min {min(times):.4f}   "
-              f"(lava-dl {ref:.3f} s: {ref / med:.2f}x faster)")
+        print(f"  {name:5s}  median {med:.4f} s/step (min {min(times):.4f}); lava-dl 0.6 "
+              f"{ref:.3f} s -> {ref / med:.2f}x faster (goal {TARGET_SPEEDUP:g}x: "
+              f"{ref / TARGET_SPEEDUP:.3f} s)")
+    print(f"load average after: {'/'.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 

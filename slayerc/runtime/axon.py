@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from slayerc.runtime.dynamics import DynamicsShapeError, param_view, reduce_to
+from slayerc.runtime.dynamics import DynamicsShapeError, is_time_major, param_view, reduce_to
 
 
 def _shift_scalar(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -43,6 +43,13 @@ def _per_neuron_steps(x: torch.Tensor, d: torch.Tensor, sampling_time: float) ->
 def _shift_each(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     """``out[:, m, t] = x[:, m, t − n[m]]`` (zero outside), for flat neuron index ``m``."""
     steps = x.shape[-1]
+    if is_time_major(x):  # gather rows of the time-major storage; the result stays time-major
+        xt = x.movedim(-1, 0)
+        flat = xt.reshape(steps, x.shape[0], -1)
+        src = torch.arange(steps, device=x.device).unsqueeze(1) - n.to(x.device).unsqueeze(0)
+        valid = ((src >= 0) & (src < steps)).to(x.dtype).unsqueeze(1)
+        idx = src.clamp(0, steps - 1).unsqueeze(1).expand(-1, flat.shape[1], -1)
+        return torch.gather(flat, 0, idx).mul_(valid).reshape(xt.shape).movedim(0, -1)
     flat = x.reshape(x.shape[0], -1, steps)
     src = torch.arange(steps, device=x.device).unsqueeze(0) - n.to(x.device).unsqueeze(1)
     valid = (src >= 0) & (src < steps)
@@ -97,9 +104,9 @@ class _Delay(torch.autograd.Function):
             gx = _shift_raw(grad, -d, ctx.ts)
         gd = None
         if ctx.needs_input_grad[1]:
-            diff = torch.zeros_like(y)
-            diff[..., 1:] = y[..., :-1]
-            full = (grad * (diff - y)).sum(-1) * ctx.grad_scale  # [N, *S]
+            # Σ_t g[t]·(y[t−1] − y[t]) with y[−1] = 0, through one temporary
+            step = torch.sub(y[..., :-1], y[..., 1:]).mul_(grad[..., 1:]).sum(-1)
+            full = step.sub_(grad[..., 0] * y[..., 0]).mul_(ctx.grad_scale)  # [N, *S]
             view = param_view(d, tuple(y.shape[1:-1]), "delay")
             gd = reduce_to(full, view.shape, d.shape)
         return gx, gd, None, None

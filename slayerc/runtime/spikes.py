@@ -19,8 +19,11 @@ def _as_tensor(th, like: torch.Tensor) -> torch.Tensor:
 class _Spike(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, threshold, tau_rho, scale_rho, graded):
-        fired = v >= threshold
-        out = v * fired if graded else fired.to(v.dtype)
+        if graded or (torch.is_tensor(threshold) and threshold.shape != v.shape):
+            fired = v >= threshold
+            out = v * fired if graded else fired.to(v.dtype)
+        else:  # the comparison written straight as 0/1 in v's dtype: one tensor, not two
+            out = torch.ge(v, threshold, out=torch.empty_like(v))
         ctx.save_for_backward(v, _as_tensor(threshold, v))
         ctx.params = (float(tau_rho), float(scale_rho), bool(graded))
         return out
@@ -29,11 +32,14 @@ class _Spike(torch.autograd.Function):
     def backward(ctx, grad):
         v, th = ctx.saved_tensors
         tau, scale, graded = ctx.params
+        # in place after the first op, same values: ``-|d|/τ`` is ``|d|/(−τ)``, and the final
+        # products are commutative
+        d = torch.sub(v, th)
         if graded:
-            rho = scale * torch.exp(torch.clamp(v - th, max=0) / tau)
+            rho = d.clamp_(max=0).div_(tau).exp_().mul_(scale)
         else:
-            rho = (scale / 2 / tau) * torch.exp(-torch.abs(v - th) / tau)
-        return grad * rho, None, None, None, None
+            rho = d.abs_().div_(-tau).exp_().mul_(scale / 2 / tau)
+        return rho.mul_(grad), None, None, None, None
 
 
 def spike(

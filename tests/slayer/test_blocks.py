@@ -171,3 +171,18 @@ def test_disable_weight_norm_folds_weight(slayer):
     syn.disable_weight_norm()
     assert "weight" in syn.state_dict() and "weight_g" not in syn.state_dict()
     torch.testing.assert_close(syn(torch.ones(1, 4, 2)), before)
+
+
+def test_block_outputs_are_contiguous_for_view():
+    """lava-dl users call ``.view`` on block outputs; the time-major kernels must not break it."""
+    import slayerc.slayer as slayer
+
+    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.1}
+    blocks = [slayer.block.cuba.Dense(p, 8, 6, delay=True), slayer.block.cuba.Dense(p, 6, 4),
+              slayer.block.alif.Dense({**p, "threshold_step": 0.1, "threshold_decay": 0.1,
+                                       "refractory_decay": 0.1}, 4, 3)]
+    x = (torch.rand(2, 8, 11) < 0.4).float()
+    for block in blocks:
+        x = block(x)
+        assert x.is_contiguous()
+        assert x.view(x.shape[0], -1, x.shape[-1]).shape == x.shape

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from slayerc.errors import SlayerError
+from slayerc.runtime.dynamics import is_time_major
 
 from ..synapse.layer import ExportError, SynapseShapeError
 from . import _export as ex
@@ -102,6 +103,11 @@ class Block(torch.nn.Module):
             if last is not None and last.shape == s.shape[:-1]:
                 first = last.to(s.dtype)
             self._delay_state = s[..., -1].detach().clone()
+        if is_time_major(s):  # shift rows of the time-major storage: no transposing copy
+            st = s.movedim(-1, 0)
+            if first is None:  # cat, not pad: no fill of the whole output, views in backward
+                first = torch.zeros((), dtype=s.dtype, device=s.device).expand(st.shape[1:])
+            return torch.cat([first.unsqueeze(0), st[:-1]], dim=0).movedim(0, -1)
         if first is None:
             return torch.nn.functional.pad(s, (1, -1))
         return torch.cat([first.unsqueeze(-1), s[..., :-1]], dim=-1)
@@ -114,6 +120,8 @@ class Block(torch.nn.Module):
         return s
 
     def _log(self, x, count: bool = True):
+        if isinstance(x, torch.Tensor):
+            x = x.contiguous()
         if not self.count_log:
             return x
         return x, (torch.mean((x > 0).to(x.dtype)) if count else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from slayerc.frontend.slayer.neuron import base
-from slayerc.runtime.dynamics import leaky_integrator
+from slayerc.runtime.dynamics import cuba_lif, leaky_integrator
 from slayerc.runtime.spikes import spike as _spike
 
 SCALE_RHO_MULT = 0.1
@@ -105,14 +105,30 @@ class Neuron(base.Neuron):
         u0, v0 = self._states(input, ("current_state", "voltage_state"))
         if self.requires_grad:
             self.clamp()
-        current = leaky_integrator(input, self.current_decay, u0, self.s_scale)
-        if self.norm is not None:
-            current = self.norm(current)
-        voltage = leaky_integrator(
-            current, self.voltage_decay, v0, self.s_scale, self.threshold + self.threshold_eps
-        )
+        if self.norm is None:  # both integrators in one loop
+            current, voltage = cuba_lif(
+                input, self.current_decay, self.voltage_decay, u0, v0, self.s_scale,
+                self.threshold + self.threshold_eps,
+            )
+        else:
+            current = self.norm(leaky_integrator(input, self.current_decay, u0, self.s_scale))
+            voltage = leaky_integrator(
+                current, self.voltage_decay, v0, self.s_scale, self.threshold + self.threshold_eps
+            )
         self._store(current_state=current, voltage_state=voltage)
         return current, voltage
+
+    def _voltage(self, input):
+        """``dynamics(input)[1]``, skipping the current trace when nothing needs it."""
+        if self.norm is not None or self.persistent_state:
+            return self.dynamics(input)[1]
+        self._check_input(input)
+        if self.requires_grad:
+            self.clamp()
+        return cuba_lif(
+            input, self.current_decay, self.voltage_decay, None, None, self.s_scale,
+            self.threshold + self.threshold_eps, current=False,
+        )[1]
 
     def spike(self, voltage):
         """Spikes from a voltage trace; with persistent state, resets the stored voltage."""
@@ -126,4 +142,4 @@ class Neuron(base.Neuron):
 
     def forward(self, input):
         """Spike response to ``input`` ``[N, *S, T]``."""
-        return self.spike(self.dynamics(input)[1])
+        return self.spike(self._voltage(input))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from slayerc.frontend.slayer.neuron import base
-from slayerc.runtime.dynamics import cuba_lif, leaky_integrator
+from slayerc.runtime.cuba_lif import cuba_lif
+from slayerc.runtime.dynamics import leaky_integrator
 from slayerc.runtime.spikes import spike as _spike
 
 SCALE_RHO_MULT = 0.1

@@ -1,6 +1,8 @@
-"""Eager (torch reference) vs fused Triton neurons: forward + backward time and memory.
+"""Eager vs ``slayerc.compile(model, x, backend="triton")``: training-step time and memory.
 
-Three workloads (``--quick`` shrinks them for a CPU run under Triton's interpreter):
+The compiled module is the fx training graph of the model in which every neuron chain (neuron,
+``delay_shift``, axonal delay) runs as one fused Triton kernel per direction and the synapses stay
+torch ops.  Three workloads (``--quick`` shrinks them for a CPU run under Triton's interpreter):
 
 a. cuba Dense 200→256→256→10 (slayer blocks), batch 32, T = 100;
 b. one layer of 16,384 CUBA-LIF neurons behind a Linear (a 1×1 Conv1d on ``[N, C, T]``),
@@ -8,12 +10,13 @@ b. one layer of 16,384 CUBA-LIF neurons behind a Linear (a 1×1 Conv1d on ``[N, 
 c. an NMNIST-style conv net: 2×34×34 → conv 12 k5 → pool 2 → conv 64 k5 → pool 2 → dense 10,
    T = 100, batch 16.
 
-For each: median seconds of forward + backward, the bytes autograd saves for backward (device
-independent), and on CUDA the peak allocated memory.  For (b) it also times the fused neuron op
-alone, forward and backward, in both kernel layouts (``time_last``: strided in place;
-``time_major``: one transpose each way), and prints the bytes the kernels move per second as a
-fraction of the device's peak memory bandwidth (table below; ``n/a`` on CPU, where the
-interpreter's numbers mean nothing about a GPU).
+For each: median seconds of one training step (forward + backward + Adam step) of the eager model
+and of the compiled module, the bytes autograd saves for backward (device independent), and on
+CUDA the peak allocated memory; the compiled module's layer plan (which layers run fused) is
+printed first.  For (b) it also times the fused neuron op alone, forward and backward, in both
+kernel layouts (``time_last``: strided in place; ``time_major``: one transpose each way), and
+prints the bytes the kernels move per second as a fraction of the device's peak memory
+bandwidth (table below; ``n/a`` on CPU, where the interpreter's numbers mean nothing about a GPU).
 
 Run: ``python benchmarks/fused.py [--quick] [--reps N]``.  Without CUDA, ``TRITON_INTERPRET=1``
 is set and ``--quick`` is implied.
@@ -22,6 +25,7 @@ is set and ``--quick`` is implied.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import time
@@ -31,8 +35,9 @@ import torch
 if not torch.cuda.is_available():  # must precede the first triton import
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import slayerc  # noqa: E402
 import slayerc.slayer as slayer  # noqa: E402
-from slayerc.backends.triton import adapters, ops  # noqa: E402
+from slayerc.backends.triton import ops  # noqa: E402
 
 PEAK_BANDWIDTH = {
     # substring of torch.cuda.get_device_name() → peak HBM/GDDR bandwidth, bytes/s
@@ -57,19 +62,6 @@ def peak_bandwidth(device: torch.device) -> float | None:
     return None
 
 
-class Fused(torch.nn.Module):
-    """A slayer synaptic block whose neuron → delay_shift → delay tail runs fused."""
-
-    def __init__(self, block):
-        super().__init__()
-        self.block = block
-
-    def forward(self, x):
-        """Synapse (torch), then the fused tail."""
-        z = self.block.synapse(x, self.block._synapse_mask())
-        return adapters.block_forward(self.block, z)
-
-
 def dense_net(sizes):
     """(a) cuba Dense blocks."""
     return torch.nn.Sequential(*[
@@ -80,16 +72,14 @@ def dense_net(sizes):
 class LinearLif(torch.nn.Module):
     """(b) a Linear (as a 1×1 Conv1d on ``[N, C, T]``) feeding one layer of CUBA-LIF neurons."""
 
-    def __init__(self, n_in, n_out, fused=False):
+    def __init__(self, n_in, n_out):
         super().__init__()
         self.fc = torch.nn.Conv1d(n_in, n_out, 1, bias=False)
         self.neuron = slayer.neuron.cuba.Neuron(**PARAMS)
-        self.fused = fused
 
     def forward(self, x):
         """Spikes of the neuron layer."""
-        z = self.fc(x)
-        return adapters.neuron_forward(self.neuron, z) if self.fused else self.neuron(z)
+        return self.neuron(self.fc(x))
 
 
 def conv_net(hw):
@@ -106,12 +96,9 @@ def conv_net(hw):
     )
 
 
-def fuse(net: torch.nn.Module) -> torch.nn.Module:
-    """The same network with every synaptic block's tail fused."""
-    if isinstance(net, torch.nn.Sequential):
-        return torch.nn.Sequential(*[Fused(m) if hasattr(m, "synapse") else m for m in net])
-    net.fused = True
-    return net
+def fuse(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """The compiled training graph of ``net`` (shares its parameters)."""
+    return slayerc.compile(net, x, backend="triton")
 
 
 def _sync(device):
@@ -133,19 +120,20 @@ def saved_bytes(fn) -> int:
 
 
 def measure(net, x, reps, device):
-    """Median forward+backward seconds, saved bytes, CUDA peak bytes (or None)."""
+    """Median seconds of forward + backward + Adam step, saved bytes, CUDA peak (or None)."""
     times = []
     peak = None
     saved = 0
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
     for i in range(reps + 1):
-        for p in net.parameters():
-            p.grad = None
+        opt.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         _sync(device)
         t0 = time.perf_counter()
         saved, y = saved_bytes(lambda: net(x))
         y.sum().backward()
+        opt.step()
         _sync(device)
         if i:  # the first call compiles / warms up
             times.append(time.perf_counter() - t0)
@@ -162,13 +150,17 @@ def compare(name, build, x, reps, device):
     """Print eager vs fused for one workload."""
     torch.manual_seed(0)
     eager = build().to(device)
-    base = build().to(device)
-    base.load_state_dict(eager.state_dict())
-    fused = fuse(base)
+    with torch.no_grad():
+        eager(x)  # fixes shapes and draws lazy per-channel parameters before the copy
+    fused = fuse(copy.deepcopy(eager), x)
+    plan = fused.meta["slayerc.triton"]
+    fused_layers = sum(v.startswith("fused") for v in plan["layers"].values())
+    print(f"{name}: kernels={plan['kernels']}, {fused_layers}/{len(plan['layers'])} slayer "
+          "layers fused")
     te, se, pe = measure(eager, x, reps, device)
     tf, sf, pf = measure(fused, x, reps, device)
     print(f"{name:<34} eager {te * 1e3:9.2f} ms  saved {_mb(se)}  peak {_mb(pe)}")
-    print(f"{'':<34} fused {tf * 1e3:9.2f} ms  saved {_mb(sf)}  peak {_mb(pf)}"
+    print(f"{'':<34} comp. {tf * 1e3:9.2f} ms  saved {_mb(sf)}  peak {_mb(pf)}"
           f"   speed-up {te / tf:5.2f}x")
 
 

@@ -5,6 +5,7 @@
   CPU under ``TRITON_INTERPRET=1``; otherwise the torch reference, with one warning).
 * :mod:`.reference` — the same ops composed from :mod:`slayerc.runtime` (fallback and oracle).
 * :mod:`.adapters` — run ``slayerc.slayer`` neurons and blocks through the fused ops.
+* :mod:`.training` — the fx training graph built by ``slayerc.compile(..., backend="triton")``.
 
 See ``docs/triton-backend.md``.
 """

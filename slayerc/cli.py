@@ -96,6 +96,7 @@ def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False)
         raise
     if args.verify_diagnostics:
         raise SlayerError("--verify-diagnostics: expected an error, but the pipeline succeeded")
+    _print_reports(pm, args.report)
     if args.time_passes:
         print(pm.timing_report(), file=sys.stderr)
     return g if keep_graph else print_graph(g, inline_limit=args.inline_limit)
@@ -122,6 +123,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     steps(f"traced {len(g)} nodes")
     pm = PassManager.from_string(args.passes or "", time_passes=args.time_passes)
     g = pm.run(g)
+    _print_reports(pm, args.report)
     steps("passes done")
     save(g, args.output, target=args.target)
     steps(f"wrote {args.output}")
@@ -130,6 +132,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.time_passes:
         print(pm.timing_report(), file=sys.stderr)
     return 0
+
+
+def _print_reports(pm, everything: bool) -> None:
+    """Pass warnings (always) and notes (with ``--report``) to stderr."""
+    for report in pm.reports:
+        for line in report.lines(warnings_only=not everything):
+            print(f"slayerc: {line}", file=sys.stderr)
 
 
 def _progress(total: int, show: bool) -> Callable[[str], None]:
@@ -237,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--print-ir-after", action="append", metavar="PASS",
                    help="print IR after this pass (repeatable)")
     s.add_argument("--time-passes", action="store_true", help="print a table of pass times")
+    s.add_argument("--report", action="store_true",
+                   help="print every pass note to stderr (warnings are always printed)")
     s.add_argument("--no-verify", action="store_true", help="do not verify after each pass")
     s.add_argument("--verify-diagnostics", action="store_true",
                    help="expect an error: print it to stdout and exit 0 (for golden tests)")
@@ -258,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="netlist target when writing .net (default loihi2)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.sir|OUT.net")
     s.add_argument("--time-passes", action="store_true", help="print a table of pass times")
+    s.add_argument("--report", action="store_true",
+                   help="print every pass note to stderr (warnings are always printed)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and summary")
     s.set_defaults(func=cmd_compile)
 

@@ -1,7 +1,8 @@
 """Golden text tests: each ``tests/golden/**/*.sir`` has a ``# RUN:`` line and ``# CHECK:`` lines.
 
 The RUN command runs through the ``slayerc`` CLI (``%s`` is the file) and its output is matched
-with FileCheck (the PyPI ``filecheck`` package).
+with FileCheck (the PyPI ``filecheck`` package).  A RUN line ending in ``2>&1`` matches stderr
+(pass notes and warnings) followed by stdout.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def test_there_are_golden_cases() -> None:
 def test_golden(path: Path) -> None:
     cmd = _run_line(path)
     assert cmd[0] == "slayerc", cmd
-    run = subprocess.run([sys.executable, "-m", "slayerc.cli", *cmd[1:]], capture_output=True,
-                         text=True, timeout=120)
+    merge = cmd[-1] == "2>&1"
+    run = subprocess.run([sys.executable, "-m", "slayerc.cli", *cmd[1:len(cmd) - merge]],
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    check = subprocess.run([sys.executable, "-m", "filecheck", str(path)], input=run.stdout,
+    check = subprocess.run([sys.executable, "-m", "filecheck", str(path)],
+                           input=run.stderr + run.stdout if merge else run.stdout,
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, f"{check.stdout}{check.stderr}\n--- output ---\n{run.stdout}"

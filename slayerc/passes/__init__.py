@@ -8,7 +8,10 @@ from __future__ import annotations
 
 #: Pass name -> "module:function", imported lazily.  Add new passes here (no decorators).
 REGISTRY: dict[str, str] = {
+    "canonicalize": "slayerc.passes.canonicalize:run",
+    "fold-batchnorm": "slayerc.passes.fold_batchnorm:run",
     "shape-infer": "slayerc.passes.shape_infer:run",
+    "sparsify-masks": "slayerc.passes.sparsify_masks:run",
 }
 
 from slayerc.passes.manager import PassManager, PassSpec, parse_pipeline  # noqa: E402

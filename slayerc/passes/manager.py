@@ -21,6 +21,7 @@ from slayerc.errors import PassError, SlayerError
 from slayerc.ir.core import Graph
 from slayerc.ir.printer import print_graph
 from slayerc.ir.verify import verify
+from slayerc.passes.report import Report
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ class PassManager:
     time_passes: bool = False
     printer: Callable[[str], None] = print
     timings: list[tuple[str, float]] = field(default_factory=list)
+    #: What passes with a ``run_with_report`` reported, in pipeline order.
+    reports: list[Report] = field(default_factory=list)
 
     @classmethod
     def from_string(cls, text: str, **kwargs: Any) -> PassManager:
@@ -158,7 +161,7 @@ class PassManager:
         for spec, mod, opts in plan:
             start = time.perf_counter()
             try:
-                g = mod.run(g, opts) if opts is not None else mod.run(g)
+                g = self._run_pass(mod, opts, g)
                 if self.verify_each:
                     verify(g)
             except SlayerError as e:
@@ -169,6 +172,16 @@ class PassManager:
             done.append(spec.name)
             if self.print_after_all or spec.name in self.print_after:
                 self.printer(f"// -----// IR after {spec} //----- //\n{print_graph(g)}")
+        return g
+
+    def _run_pass(self, mod: ModuleType, opts: Any, g: Graph) -> Graph:
+        """Run one pass; one with ``run_with_report`` also adds its report to ``reports``."""
+        args = (g, opts) if opts is not None else (g,)
+        with_report = getattr(mod, "run_with_report", None)
+        if with_report is None:
+            return mod.run(*args)
+        g, report = with_report(*args)
+        self.reports.append(report)
         return g
 
     def timing_report(self) -> str:

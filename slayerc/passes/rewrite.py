@@ -1,0 +1,93 @@
+"""A scratch copy of a graph for passes that rewrite it: nodes and params as local dicts.
+
+Passes stay pure: :class:`Rewriter` copies the node and parameter dicts of the input graph,
+the pass edits the copies, and :meth:`Rewriter.finish` builds the new graph value (dropping the
+parameters its edits left unreferenced).  Not a pass; shared by ``canonicalize``,
+``fold-batchnorm`` and ``sparsify-masks``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from slayerc.ir.core import Graph, Op, ParamRef
+
+
+class Rewriter:
+    """Mutable working copy of a graph's nodes and params (never of the graph itself)."""
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.nodes: dict[str, Op] = dict(g.nodes)
+        self.params: dict[str, np.ndarray] = dict(g.params)
+
+    def users(self, name: str) -> list[Op]:
+        """The nodes that read ``name`` (each once)."""
+        return [n for n in self.nodes.values() if name in n.inputs]
+
+    def only_user(self, name: str) -> Op | None:
+        """The single node reading ``name`` (through one input), or None."""
+        users = self.users(name)
+        if len(users) != 1 or users[0].inputs.count(name) != 1:
+            return None
+        return users[0]
+
+    def bypass(self, name: str) -> None:
+        """Remove a one-input node; its users read its input instead."""
+        node = self.nodes.pop(name)
+        src = node.inputs[0]
+        for user in self.users(name):
+            self.nodes[user.name] = user.replace(
+                inputs=tuple(src if i == name else i for i in user.inputs))
+
+    def array(self, ref: ParamRef | None) -> np.ndarray | None:
+        """The array a reference points at (None for None)."""
+        return None if ref is None else self.params[ref.name]
+
+    def put(self, ref: ParamRef | None, base: str, array: np.ndarray) -> ParamRef:
+        """Store ``array`` for one attribute of one node.
+
+        It overwrites ``ref``'s array when that attribute is its only use, and is stored under a
+        fresh name derived from ``base`` otherwise (so shared parameters are never changed).
+        """
+        if ref is not None and self._uses(ref.name) <= 1:
+            self.params[ref.name] = array
+            return ref
+        name, i = base, 1
+        while name in self.params:
+            name, i = f"{base}_{i}", i + 1
+        self.params[name] = array
+        return ParamRef(name)
+
+    def _uses(self, pname: str) -> int:
+        return sum(1 for n in self.nodes.values() for _, r in n.param_refs() if r.name == pname)
+
+    def graph(self) -> Graph:
+        """The current state as a graph (for analyses), facts unchanged."""
+        return self.g.replace(nodes=self.nodes, params=self.params)
+
+    def finish(self, establishes: Iterable[str], invalidates: Iterable[str]) -> Graph:
+        """The new graph: params the edits left unreferenced are dropped, facts updated."""
+        used = {r.name for n in self.nodes.values() for _, r in n.param_refs()}
+        before = self.g.used_params()
+        params = {k: v for k, v in self.params.items() if k in used or k not in before}
+        facts = (self.g.facts - frozenset(invalidates)) | frozenset(establishes)
+        return self.g.replace(nodes=self.nodes, params=params, facts=facts)
+
+
+def is_power_of_two(x: float) -> bool:
+    """True for ±2^k: multiplying a float by it is exact (barring overflow and underflow)."""
+    return math.isfinite(x) and x != 0 and abs(math.frexp(x)[0]) == 0.5
+
+
+def scaled(a: np.ndarray, factor: float) -> np.ndarray:
+    """``a · factor`` in ``a``'s own dtype (exact when ``factor`` is a power of two)."""
+    return (a * np.asarray(factor, dtype=a.dtype)).astype(a.dtype)
+
+
+def channel_view(v: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel vector shaped to broadcast over an array with channels first."""
+    return v.reshape(-1, *([1] * (ndim - 1)))

@@ -101,8 +101,10 @@ class Op:
 
     def describe(self) -> str:
         """``%name (op, from module m at file:line)``: how diagnostics name this node."""
-        origin = f", from {self.loc}" if self.loc is not None and str(self.loc) else ""
-        return f"%{self.name} ({self.OP}{origin})"
+        if self.loc is None or not str(self.loc):
+            return f"%{self.name} ({self.OP})"
+        lead = ", from " if self.loc.module is not None else ", "
+        return f"%{self.name} ({self.OP}{lead}{self.loc})"
 
     def is_delay(self) -> bool:
         """Whether this node delays its input by at least one step (so it may close a cycle)."""

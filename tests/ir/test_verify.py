@@ -203,3 +203,10 @@ def test_every_problem_reported_at_once() -> None:
         verify(g)
     assert len(info.value.problems) == 3
     assert str(info.value).startswith("graph verification failed with 3 problems:")
+
+
+def test_describe_names_module_and_source() -> None:
+    assert o.Dense(name="a", loc=Loc("m.0", "f.py", 3)).describe() == \
+        "%a (synapse.dense, from module m.0 at f.py:3)"
+    assert o.Dense(name="a", loc=Loc(None, "f.py", 3)).describe() == "%a (synapse.dense, at f.py:3)"
+    assert o.Dense(name="a").describe() == "%a (synapse.dense)"

@@ -111,6 +111,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from slayerc.frontend.trace import trace
     from slayerc.ir.summary import layer_table
     from slayerc.passes.manager import PassManager
+    from slayerc.passes.pipelines import default_pipeline
+    from slayerc.runtime.agreement import quant_report
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
     model = load_model(args.model)
@@ -121,9 +123,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     example = torch.zeros((1, *args.input_shape, args.steps))
     g = trace(model, example)
     steps(f"traced {len(g)} nodes")
-    pm = PassManager.from_string(args.passes or "", time_passes=args.time_passes)
+    traced = g
+    pipeline = default_pipeline(args.target) if args.passes is None else args.passes
+    pm = PassManager.from_string(pipeline, time_passes=args.time_passes)
     g = pm.run(g)
     _print_reports(pm, args.report)
+    if args.quant_report:
+        x = (torch.rand(example.shape, generator=torch.Generator().manual_seed(0)) < 0.1)
+        values = {k: v for r in pm.reports if r.pass_name == "legalize-quant"
+                  for k, v in r.values.items()}
+        print(quant_report(traced, g, x.float(), values).table(), file=sys.stderr)
     steps("passes done")
     save(g, args.output, target=args.target)
     steps(f"wrote {args.output}")
@@ -264,7 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-shape", type=_shape, required=True, metavar="C[,H,W]",
                    help="per-step input shape, without batch and time")
     s.add_argument("--steps", type=int, required=True, metavar="T", help="time steps to trace")
-    s.add_argument("-p", "--passes", default="", metavar="PIPELINE", help="passes to run")
+    s.add_argument("-p", "--passes", default=None, metavar="PIPELINE",
+                   help="passes to run (default: the target's default pipeline; '' for none)")
+    s.add_argument("--quant-report", action="store_true",
+                   help="print per-layer weight error and fixed-point vs float spike agreement "
+                        "on a seeded random input")
     s.add_argument("--target", default="loihi2", choices=("loihi2", "slayerc"),
                    help="netlist target when writing .net (default loihi2)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.sir|OUT.net")

@@ -14,6 +14,7 @@ import numpy as np
 
 from slayerc.errors import BackendError
 from slayerc.ir import ops
+from slayerc.ir.target import LOIHI2
 
 #: Version of the files slayerc writes (root dataset ``format_version``; netx never reads it).
 FORMAT_VERSION = 1
@@ -112,9 +113,9 @@ LAYER_KINDS: dict[str, LayerKind] = {k.name: k for k in (
 #: The layer kind each synapse op is written as (``dense_rec`` is chosen by the writer).
 KIND_OF_OP = {k.op.OP: k for k in LAYER_KINDS.values() if k.name != "dense_rec"}
 #: Layer types and neuron types netx 0.6 can load (target ``loihi2``).
-LOIHI2_LAYERS = frozenset({"input", "dense", "dense_rec", "conv", "flatten"})
+LOIHI2_LAYERS: frozenset[str] = LOIHI2.layers or frozenset()
 #: netx clips longer dense delays; slayer's Delay modules clamp to this too.
-MAX_DELAY = 62
+MAX_DELAY: int = LOIHI2.max_delay or 0
 GEOMETRY = ("stride", "padding", "dilation")
 
 

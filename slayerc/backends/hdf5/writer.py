@@ -19,11 +19,12 @@ from slayerc.backends.hdf5 import schema as s
 from slayerc.backends.hdf5.h5io import FixedStr, Str
 from slayerc.errors import BackendError, VerifyError
 from slayerc.ir import ops
+from slayerc.ir import target as ir_target
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.ir.verify import verify
 from slayerc.passes import shape_infer
 
-TARGETS = ("loihi2", "slayerc")
+TARGETS = tuple(ir_target.TARGETS)
 NEURONS = frozenset(ops.NEURON_OPS | {"dendrite.sigma"})
 INPUT_NEURONS = frozenset(ops.NEURON_OPS | {"axon.delta"})
 SDNN_OPS = frozenset({"neuron.sigma_delta", "axon.delta", "dendrite.sigma"})

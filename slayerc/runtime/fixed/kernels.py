@@ -210,6 +210,9 @@ class Conv(Kernel):
             raise RuntimeSimError(f"{node.describe()}: complex convolutions are not supported")
         self.w = torch.from_numpy(_weights(g, node, "weight"))
         self.in_rank = 3
+        self.bias = None  # per output channel, like Dense's (float-trained convs after BN folding)
+        if getattr(node, "bias", None) is not None:
+            self.bias = grid(g, node, "bias", W_SCALE).reshape(-1, 1, 1)
 
     def op(self, x: torch.Tensor) -> torch.Tensor:
         """The convolution on a batch of frames."""
@@ -221,6 +224,8 @@ class Conv(Kernel):
         x, e = _spikes_in(self.node, ins[0])
         frames, lead = _frames(x, self.in_rank)
         y = self.op(frames).numpy().reshape(lead + tuple(self.node.shape))
+        if self.bias is not None:
+            y = y + self.bias * float(1 << e)
         return Sig(wrap(y, 24), None, e + 6)
 
 

@@ -1,0 +1,137 @@
+"""Moving an axonal delay downstream onto the next dense layer (a helper of ``legalize-delay``).
+
+Not a pass.  A delay commutes with ``axon.shift``, with ``tensor.flatten`` (per-channel delays
+repeat over H·W) and with a neuron that has no bias and no carried-over state (at rest with no
+input it stays at rest, so delaying its input delays its output).  An equal delay on every input
+of a ``synapse.dense`` without bias commutes with it too, so it can join the dense layer's own
+output delay; unequal delays stay on the input side, which netx holds per column only in Lava's
+layer form (``axon.shift → axon.delay → synapse.dense``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slayerc.errors import PassError
+from slayerc.ir import ops
+from slayerc.ir.core import Op, ParamRef
+from slayerc.passes.rewrite import Rewriter
+
+PASSABLE = frozenset({"axon.shift", "tensor.flatten"})
+
+
+def move_to_dense(rw: Rewriter, node: Op, host: Op, target: str, d: np.ndarray) -> str:
+    """Move the delay ``node`` (of the layer of ``host``) onto the next dense layer.
+
+    Returns a note saying where it went; raises :class:`PassError` when no exact move exists.
+    """
+    why = (f"{node.describe()}: target {target} cannot hold a delay on a {host.OP} layer "
+           "(netx ignores it)")
+    prev, per, cur = node, d, node
+    while True:
+        user = rw.only_user(cur.name)
+        if user is None or user.OP == "synapse.dense":
+            break
+        if not _passable(user):
+            raise PassError(f"{why}, and it cannot move past {user.describe()} to a dense "
+                            "layer (only axon.shift, tensor.flatten and neurons without bias "
+                            "commute with it); remove the delay or use target slayerc")
+        if user.OP == "tensor.flatten":
+            per = per if per.ndim == 0 else _per_feature(per, cur.shape or ())
+        prev = cur = user
+    if user is None:
+        raise PassError(f"{why}, and no single dense layer follows it; remove the delay or use "
+                        "target slayerc")
+    rw.bypass(node.name)
+    if per.ndim == 0 or np.all(per == per.flat[0]):
+        return _place_uniform(rw, node, user, int(per.flat[0]), why)
+    return _place_columns(rw, node, user, prev if prev is not node else None, per, why)
+
+
+def _passable(n: Op) -> bool:
+    if n.OP in PASSABLE:
+        return True
+    return (n.OP in ops.NEURON_OPS and getattr(n, "bias", None) is None
+            and not getattr(n, "persistent", False))
+
+
+def _per_feature(d: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-channel (C,) or per-neuron (C, H, W) delays as one per flattened feature."""
+    if d.shape == tuple(shape):
+        return d.reshape(-1)
+    return np.repeat(d, int(np.prod(shape[1:])) if len(shape) > 1 else 1)
+
+
+def _place_uniform(rw: Rewriter, node: Op, syn: Op, k: int, why: str) -> str:
+    if getattr(syn, "bias", None) is not None:
+        raise PassError(f"{why}; moving it past {syn.describe()} would delay that synapse's "
+                        "bias too; remove the delay or use target slayerc")
+    user = rw.only_user(syn.name)
+    lava = rw.nodes[syn.inputs[0]].OP == "axon.shift"
+    if user is not None and user.OP == "axon.delay":
+        return _merge(rw, node, user, k)
+    if user is not None and user.OP in ops.NEURON_OPS and lava:
+        insert_after(rw, syn.name, [_delay(node, syn, k)])
+        return f"moved {node.describe()} ({k} steps) onto dense layer %{syn.name}"
+    shift = rw.only_user(user.name) if user is not None else None
+    if user is None or shift is None or shift.OP != "axon.shift" or not _passable(user):
+        raise PassError(f"{why}, and the dense layer %{syn.name} after it is neither in Lava's "
+                        "form (axon.shift → synapse.dense → [axon.delay] → neuron) nor in "
+                        "slayer's (synapse.dense → neuron without bias → axon.shift); remove "
+                        "the delay or use target slayerc")
+    after = rw.only_user(shift.name)
+    if after is not None and after.OP == "axon.delay":
+        return _merge(rw, node, after, k)
+    insert_after(rw, shift.name, [_delay(node, shift, k)])
+    return f"moved {node.describe()} ({k} steps) onto the output of dense layer %{syn.name}"
+
+
+def _place_columns(rw: Rewriter, node: Op, syn: Op, prev: Op | None, per: np.ndarray,
+                   why: str) -> str:
+    user = rw.only_user(syn.name)
+    w = rw.params[syn.weight.name]  # type: ignore[union-attr]
+    ok = (prev is not None and prev.OP == "axon.shift" and user is not None
+          and user.OP in ops.NEURON_OPS and w.shape[0] != w.shape[1])
+    if not ok:
+        raise PassError(f"{why}; its delays differ per channel, so they can only become the "
+                        f"per-column input delays of the next dense layer %{syn.name}, which "
+                        "netx holds only in Lava's form (axon.shift → axon.delay → synapse.dense "
+                        "→ neuron, no other delay, in ≠ out features); make the delays equal, "
+                        "remove them or use target slayerc")
+    ref = rw.put(None, f"{node.name}.delay", per.astype(np.float32))
+    moved = ops.Delay(name=node.name, inputs=(prev.name,), delay=ref, max_delay=None,
+                      shape=prev.shape, dtype=prev.dtype, loc=node.loc)  # type: ignore[union-attr]
+    insert_after(rw, prev.name, [moved])  # type: ignore[union-attr]
+    return f"moved {node.describe()} onto the input columns of dense layer %{syn.name}"
+
+
+def _delay(node: Op, src: Op, k: int) -> Op:
+    return ops.Delay(name=node.name, inputs=(src.name,), delay=k, shape=src.shape,
+                     dtype=src.dtype, loc=node.loc)
+
+
+def _merge(rw: Rewriter, node: Op, other: Op, k: int) -> str:
+    value = other.delay  # type: ignore[attr-defined]
+    if isinstance(value, ParamRef):
+        arr = np.asarray(rw.params[value.name], np.float64) + k
+        rw.nodes[other.name] = other.replace(delay=rw.put(value, f"{other.name}.delay",
+                                                          arr.astype(np.float32)))
+    else:
+        rw.nodes[other.name] = other.replace(delay=int(value) + k)
+    return f"moved {node.describe()} ({k} steps) into {other.describe()}"
+
+
+def insert_after(rw: Rewriter, anchor: str, chain: list[Op]) -> None:
+    """Put ``chain`` right after ``anchor``; the anchor's old users read the chain's end."""
+    taken = [n.name for n in chain if n.name in rw.nodes]
+    if taken:
+        raise PassError(f"legalize-delay: node name %{taken[0]} is already used")
+    end = chain[-1].name
+    nodes: dict[str, Op] = {}
+    for key, n in rw.nodes.items():
+        if anchor in n.inputs:
+            n = n.replace(inputs=tuple(end if i == anchor else i for i in n.inputs))
+        nodes[key] = n
+        if key == anchor:
+            nodes.update((c.name, c) for c in chain)
+    rw.nodes = nodes

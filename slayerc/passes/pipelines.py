@@ -1,0 +1,30 @@
+"""The shipped pipelines: ``default_pipeline(target)`` for ``slayerc compile`` without ``-p``."""
+
+from __future__ import annotations
+
+from slayerc.errors import PassError
+from slayerc.ir.target import TARGETS
+
+
+def default_pipeline(target: str = "loihi2") -> str:
+    """The default pass pipeline for ``target`` (``loihi2`` or ``slayerc``), as a string."""
+    if target not in TARGETS:
+        raise PassError(f"unknown target {target!r}; known targets: {', '.join(TARGETS)}")
+    max_delay = TARGETS[target].max_delay
+    steps = [
+        # every pass below reads shapes (channels, features) to rewrite layers
+        "shape-infer",
+        # drop inference identities (dropout, unit affines, zero delays) so layers match
+        "canonicalize",
+        # a BatchNorm has no hardware unit: fold it into the synapse weights and bias
+        "fold-batchnorm",
+        # folding exposes scales (lif(bn(conv(x)) * 2)) that now sit next to the synapse
+        "canonicalize",
+        # masks into weights, dead neurons out: the chip pays for every synapse and neuron
+        "sparsify-masks",
+        # whole steps, at most the target's maximum, only where the netlist holds them
+        f"legalize-delay{{max={max_delay if max_delay is not None else 1 << 30},target={target}}}",
+        # last: weights, decays, thresholds on the integer grid (relays are already on it)
+        f"legalize-quant{{target={target}}}",
+    ]
+    return ",".join(steps)

@@ -1,0 +1,100 @@
+"""Semantic tests of ``legalize-delay``: equal spikes before and after, float and fixed point."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import slayerc.slayer as slayer
+from slayerc.backends import hdf5
+from slayerc.errors import PassError
+from slayerc.frontend.trace import trace
+from slayerc.ir import ops
+from slayerc.ir.core import GraphBuilder
+from slayerc.passes import PassManager
+from slayerc.runtime.fixed import run_netlist, simulate
+from slayerc.runtime.interpreter import interpret
+
+P = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}
+
+
+def _long_delay_net(delays: np.ndarray):
+    """cuba Dense 8→6 (axonal delays) → Dense 6→4, traced, with ``delays`` on the first block."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(slayer.block.cuba.Dense(P, 8, 6, weight_scale=4, delay=True),
+                              slayer.block.cuba.Dense(P, 6, 4, weight_scale=4))
+    x = (torch.rand(3, 8, 260, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    g = trace(net, x)
+    return g.replace(params={**g.params, "0.delay": delays.astype(np.float64)}), x
+
+
+def test_150_step_delay_keeps_spikes_and_writes_for_loihi2(tmp_path):
+    g, x = _long_delay_net(np.array([2, 30, 60, 100, 150, 149]))
+    out = PassManager.from_string("legalize-delay{max=62}").run(g)
+    assert "delays-legal" in out.facts
+    assert max(int(np.max(out.param(n.delay))) if not isinstance(n.delay, int) else n.delay
+               for n in out if n.OP == "axon.delay") <= 62
+    name = g.outputs[0].name
+    before = simulate(g, x.numpy())[name]
+    after = simulate(out, x.numpy())[name]
+    assert before.sum() > 0 and np.array_equal(before, after)
+    assert torch.equal(interpret(g, x), interpret(out, x))
+    path = tmp_path / "long.net"
+    hdf5.write(out, path, target="loihi2")
+    assert np.array_equal(run_netlist(path, x.numpy()), after)
+
+
+def test_float_delays_are_floored():
+    g, x = _long_delay_net(np.array([0.5, 1.9, 2.2, 3.0, 61.99, 0.0]))
+    out = PassManager.from_string("legalize-delay").run(g)
+    assert np.array_equal(out.param("0.delay"), [0, 1, 2, 3, 61, 0])
+
+
+def test_short_channel_is_rejected():
+    g, _ = _long_delay_net(np.array([1, 150, 0, 0, 0, 0]))
+    with pytest.raises(PassError, match="some channel has delay 0"):
+        PassManager.from_string("legalize-delay").run(g)
+
+
+def _conv_net(delay, lava_dense: bool):
+    """conv → cuba → shift → delay → flatten → [shift] → dense → cuba (→ shift)."""
+    rng = np.random.default_rng(3)
+    b = GraphBuilder(facts={"shapes"})
+    x = b.add(ops.Input, "x", shape=(1, 4, 4))
+    k = b.param("k", (rng.integers(-4, 8, (2, 1, 3, 3)) / 4).astype(np.float32))
+    c = b.add(ops.Conv, "c", [x], weight=k, padding=(1, 1))
+    cn = b.add(ops.Cuba, "cn", [c], threshold=0.5, current_decay=0.5, voltage_decay=0.25)
+    cs = b.add(ops.Shift, "cs", [cn])
+    cd = b.add(ops.Delay, "cd", [cs], delay=b.param("cd.delay", np.asarray(delay, np.float32)))
+    f = b.add(ops.Flatten, "f", [cd])
+    if lava_dense:
+        f = b.add(ops.Shift, "fs", [f])
+    w = b.param("w", (rng.integers(-8, 16, (3, 32)) / 16).astype(np.float32))
+    fc = b.add(ops.Dense, "fc", [f], weight=w)
+    n = b.add(ops.Cuba, "n", [fc], threshold=0.5, current_decay=0.5, voltage_decay=0.25)
+    if not lava_dense:
+        n = b.add(ops.Shift, "ns", [n])
+    b.add(ops.Output, "y", [n])
+    g = PassManager.from_string("shape-infer").run(b.build())
+    xin = (np.random.default_rng(4).random((2, 1, 4, 4, 40)) < 0.4).astype(np.float32)
+    return g, xin
+
+
+@pytest.mark.parametrize("delay,lava", [([3.0, 3.0], False), ([3.0, 3.0], True),
+                                        ([1.0, 4.0], True)])
+def test_conv_delays_move_to_the_dense_layer(delay, lava):
+    g, x = _conv_net(delay, lava)
+    out = PassManager.from_string("legalize-delay").run(g)
+    assert all(n.OP != "axon.delay" or n.inputs[0] not in ("cs",) for n in out)
+    assert np.array_equal(simulate(g, x)["y"], simulate(out, x)["y"])
+    assert simulate(g, x)["y"].sum() > 0
+    assert torch.equal(interpret(g, x), interpret(out, x))
+
+
+def test_unequal_conv_delays_before_a_slayer_form_dense_are_rejected():
+    g, _ = _conv_net([1.0, 4.0], lava_dense=False)
+    with pytest.raises(PassError, match="per-column input delays"):
+        PassManager.from_string("legalize-delay").run(g)
+    out = PassManager.from_string("legalize-delay{target=slayerc}").run(g)
+    assert out["cd"].max_delay == 62

@@ -5,6 +5,6 @@ runs a netlist file.  See ``docs/fixed-point.md`` for the exact semantics of eve
 """
 
 from slayerc.runtime.fixed.netlist import load_netlist, run_netlist
-from slayerc.runtime.fixed.simulator import layer_nodes, simulate
+from slayerc.runtime.fixed.simulator import Simulator, layer_nodes, simulate
 
-__all__ = ["layer_nodes", "load_netlist", "run_netlist", "simulate"]
+__all__ = ["Simulator", "layer_nodes", "load_netlist", "run_netlist", "simulate"]

@@ -322,7 +322,7 @@ def _sparse_mac(x, w, out):  # noqa: ANN001
     integers, exact below 2^53 whatever the order.  A local accumulator lets LLVM vectorise."""
     rows, n_in = x.shape
     n_out = w.shape[1]
-    acc = np.empty(n_out)
+    acc = np.empty(n_out, w.dtype)
     idx = np.empty(n_in, np.int64)
     for r in range(rows):
         k = 0
@@ -344,6 +344,21 @@ def _sparse_mac(x, w, out):  # noqa: ANN001
             out[r, o] = acc[o]
 
 
+@_jit
+def _within_unit(x):  # noqa: ANN001
+    for v in x.flat:
+        if v > 1.0 or v < -1.0:
+            return False
+    return True
+
+
+def within_unit(x: np.ndarray) -> bool:
+    """Whether every entry of ``x`` lies in [−1, 1] (one pass, stops at the first that does not)."""
+    if not enabled():
+        return bool(float(np.abs(x).max(initial=0.0)) <= 1)
+    return bool(_within_unit(np.ascontiguousarray(x)))
+
+
 SPARSE_MAX_WORK = 1 << 27
 """Largest ``rows·in·out`` for which :func:`matmul` accumulates compiled instead of via BLAS.
 
@@ -353,13 +368,15 @@ rows of the weights that spiked; large batched products are left to a multi-thre
 
 
 def matmul(flat: np.ndarray, w: np.ndarray) -> np.ndarray | None:
-    """``flat @ w`` (float64 ``[R, I] @ [I, O]``) compiled for small products, else None.
+    """``flat @ w`` (``[R, I] @ [I, O]``) compiled for small products, else None.
 
-    Every term is an integer and every partial sum is exact while below 2^53 (as the float64
-    BLAS path), so the result does not depend on the summation order.
+    Every term is an integer and every partial sum is exact while below 2^53 for float64 ``w``
+    (as the BLAS path), or below 2^24 for float32 ``w``, which callers pass only for 0/1 spikes
+    and weights whose column sums of ``|w|`` stay below 2^24; so the result does not depend on
+    the summation order.  Returned as float64.
     """
     if not enabled() or flat.size * w.shape[1] > SPARSE_MAX_WORK:
         return None
-    out = np.empty((flat.shape[0], w.shape[1]))
+    out = np.empty((flat.shape[0], w.shape[1]), w.dtype)
     _sparse_mac(np.ascontiguousarray(flat, dtype=np.float64), w, out)
-    return out
+    return out.astype(np.float64, copy=False)

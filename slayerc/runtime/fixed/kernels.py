@@ -150,7 +150,8 @@ class Dense(Kernel):
         # while |acc| < 2**53; float32 (twice as fast) while every partial sum is < 2**24,
         # which the column sums of |w| bound for spikes in {0, 1}.
         flat = x.reshape(-1, x.shape[-1])
-        acc = fast.matmul(flat, w.weight)
+        spikes = not graded and w.f32 is not None and flat.size and fast.within_unit(flat)
+        acc = fast.matmul(flat, w.f32 if spikes else w.weight)  # float32 sums exact for spikes
         if acc is not None:
             pass
         elif not graded and w.f32 is not None and flat.size and float(np.abs(flat).max()) <= 1:

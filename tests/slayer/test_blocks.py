@@ -186,3 +186,12 @@ def test_block_outputs_are_contiguous_for_view():
         x = block(x)
         assert x.is_contiguous()
         assert x.view(x.shape[0], -1, x.shape[-1]).shape == x.shape
+
+
+def test_bare_neuron_output_is_contiguous():
+    import slayerc.slayer as slayer
+
+    n = slayer.neuron.cuba.Neuron(threshold=0.5, current_decay=0.25, voltage_decay=0.1)
+    y = n(torch.rand(2, 8, 11) * 2)
+    assert y.is_contiguous() and y.sum() > 0
+    assert y.view(2, -1).shape == (2, 88)

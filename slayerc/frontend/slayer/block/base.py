@@ -76,7 +76,9 @@ class Block(torch.nn.Module):
                 f"{type(self).__qualname__} needs a dict of neuron parameters; got "
                 f"{type(neuron_params).__name__}"
             )
-        return self.neuron_cls(**{**neuron_params, **override})
+        neuron = self.neuron_cls(**{**neuron_params, **override})
+        neuron.time_major_output = True  # the block's shift/delay/synapse read it without a copy
+        return neuron
 
     def _make_delay(self, delay):
         if not delay:

@@ -141,6 +141,12 @@ class Neuron(base.Neuron):
             self.voltage_state = self.voltage_state * (1 - self._fired(s))
         return self.drop(s) if self.drop is not None else s
 
+    #: Whether ``forward`` may return its time-major spike trace as a (non-contiguous) view.
+    #: Blocks set it: they consume that layout without a copy.  A neuron used on its own
+    #: returns a contiguous tensor, so user code may call ``.view`` on it as with lava-dl.
+    time_major_output = False
+
     def forward(self, input):
         """Spike response to ``input`` ``[N, *S, T]``."""
-        return self.spike(self._voltage(input))
+        s = self.spike(self._voltage(input))
+        return s if self.time_major_output else s.contiguous()

@@ -64,3 +64,17 @@ def test_bias_head_start_is_refused_not_silently_shifted(tmp_path: Path) -> None
     with pytest.raises(BackendError, match="bias head-start"):
         save(trace(net, x), tmp_path / "n.net")
     assert not (tmp_path / "n.net").exists()
+
+
+@pytest.mark.parametrize("case, shape", [("cuba_conv", "2,10,12"), ("sdnn_dense", None),
+                                         ("rf", None), ("cuba_rec", None)])
+def test_cli_netlist_to_sir_and_back(case: str, shape: str | None, tmp_path: Path) -> None:
+    """``slayerc opt X.net -o X.sir`` and back gives the same datasets (issue: round trips)."""
+    from test_hdf5_util import assert_same_datasets
+
+    extra = ["--input-shape", shape] if shape else []
+    run = _cli("opt", str(DATA / f"{case}.net"), *extra, "-o", "x.sir", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    run = _cli("opt", "x.sir", "-o", "x.net", "--target", "slayerc", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_same_datasets(tmp_path / "x.net", DATA / f"{case}.net")

@@ -134,12 +134,17 @@ class Output(Op):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Synapse(Op):
-    """Shared fields of weighted synapses: optional imaginary weight (complex), mask and bias."""
+    """Shared fields of weighted synapses: optional imaginary weight (complex), mask and bias.
+
+    ``sparse`` is a storage hint only (set by ``sparsify-masks`` for low-density weights):
+    backends may store such a weight in a compressed form; the semantics are unchanged.
+    """
 
     weight: ParamRef | None = None
     weight_imag: ParamRef | None = None
     mask: ParamRef | None = None
     bias: ParamRef | None = None
+    sparse: bool = False
 
     def _out_dtype(self, dtype: str) -> str:
         _want_dtype(dtype, "f32", self.OP)

@@ -19,7 +19,10 @@ matter; the hardware pays for every stored synapse and every neuron, so they go 
    way and the consumers' columns shrink together; one neuron of a layer always stays.
    Repeated until nothing changes (removing a column can free a neuron upstream).
 4. The weight density (non-zero fraction) of every weighted synapse goes into the report
-   (``Report.values``); layers under ``threshold`` are reported as sparse.
+   (``Report.values``); layers under ``threshold`` are reported as sparse, and a real
+   ``synapse.dense`` or ``synapse.conv`` among them gets ``sparse = true`` (a storage hint: the
+   hdf5 backend's ``slayerc`` target stores its weight in CSR form; semantics are unchanged).
+   A mark already present is kept.
 
 The graph's outputs stay exactly equal: the removed terms are exact zeros (summation order may
 change, which is exact when the weights are on a quantization grid, as deployed ones are).
@@ -36,8 +39,7 @@ After::
     %fc2 = synapse.dense(%n1) {weight = @w2}               (columns 0, 1)
 
 Requires nothing; establishes ``masks-sparsified``; invalidates ``quant-legal`` (a non-binary
-mask changes the weights).  Proposed (not added): a ``sparse: bool`` synapse field to carry the
-mark in the graph.
+mask changes the weights).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ CHANNELWISE = ("axon.shift", "axon.delay", "neuron.dropout")
 
 @dataclass(frozen=True)
 class Options:
-    """``threshold``: layers whose weight density is below it are reported as sparse."""
+    """``threshold``: layers whose weight density is below it are reported and marked sparse."""
 
     threshold: float = 0.1
 
@@ -242,15 +244,23 @@ def _shrink(rw: Rewriter, layer: _Layer, keep: np.ndarray) -> None:
 # -------------------------------------------------------------------------------- density
 
 
+#: Synapses that get ``sparse = true`` under the threshold (when real: no ``weight_imag``).
+MARKABLE = frozenset({"synapse.dense", "synapse.conv"})
+
+
 def _densities(rw: Rewriter, threshold: float, notes: list[Note]) -> dict[str, float]:
     values = {}
-    for node in rw.nodes.values():
+    for node in list(rw.nodes.values()):
         ref = getattr(node, "weight", None)
         if not isinstance(ref, ParamRef):
             continue
         w = rw.params[ref.name]
         values[node.name] = float(np.count_nonzero(w)) / max(w.size, 1)
         sparse = values[node.name] < threshold
+        mark = sparse and node.OP in MARKABLE and getattr(node, "weight_imag", None) is None
+        if mark and not node.sparse:  # type: ignore[attr-defined]
+            rw.nodes[node.name] = node.replace(sparse=True)
         notes.append(note(f"{node.describe()}: weight density {values[node.name]:.3f}"
-                          + (f" (sparse: under {threshold:g})" if sparse else "")))
+                          + (f" (sparse: under {threshold:g}"
+                             + (", marked sparse = true)" if mark else ")") if sparse else "")))
     return values

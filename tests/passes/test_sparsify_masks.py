@@ -104,9 +104,42 @@ def test_conv_masks_and_density_report() -> None:
     h, report = sm.run_with_report(g, sm.Options(threshold=0.1))
     assert h["c"].mask is None and "m" not in h.params
     assert report.values == {"c": np.count_nonzero(mask) / mask.size}
-    assert report.lines()[-1].endswith(f"density {report.values['c']:.3f} (sparse: under 0.1)")
+    assert report.lines()[-1].endswith(f"density {report.values['c']:.3f} (sparse: under 0.1, "
+                                       "marked sparse = true)")
+    assert h["c"].sparse and not g["c"].sparse
     xs = torch.as_tensor(rng.normal(size=(2, 2, 6, 6, 8)).astype(np.float32))
     assert torch.equal(interpret(g, xs), interpret(h, xs))
+
+
+def test_sparse_mark_keeps_outputs_and_skips_dense_layers_and_complex() -> None:
+    rng = np.random.default_rng(2)
+    b = GraphBuilder()
+    x = b.add(o.Input, "x", shape=(16,))
+    w1 = rng.normal(size=(16, 16)).astype(np.float32) * (rng.random((16, 16)) < 0.15)
+    fc1 = b.add(o.Dense, "fc1", [x], weight=b.param("w1", w1.astype(np.float32)))
+    n1 = b.add(o.Cuba, "n1", [fc1], threshold=0.3)
+    w2 = rng.normal(size=(4, 16)).astype(np.float32)
+    b.add(o.Output, "y", [b.add(o.Cuba, "n2", [b.add(o.Dense, "fc2", [n1], weight=b.param(
+        "w2", w2))], threshold=0.3)])
+    g = PassManager.from_string("shape-infer").run(b.build())
+    h, report = sm.run_with_report(g, sm.Options(threshold=0.25))
+    assert h["fc1"].sparse and not h["fc2"].sparse
+    assert report.values["fc1"] < 0.25 <= report.values["fc2"]
+    assert any(line.endswith("marked sparse = true)") and "%fc1" in line
+               for line in report.lines())
+    xs = torch.as_tensor((rng.random((3, 16, 12)) < 0.5).astype(np.float32))
+    assert torch.equal(interpret(g, xs), interpret(h, xs))
+    assert sm.run(h).nodes == h.nodes  # idempotent
+
+    c = GraphBuilder()
+    x = c.add(o.Input, "x", shape=(4,))
+    w = np.zeros((2, 4), np.float32)
+    w[0, 0] = 1
+    c.add(o.Output, "y", [c.add(o.Dense, "fc", [x], weight=c.param("wr", w),
+                                weight_imag=c.param("wi", w))])
+    cg = PassManager.from_string("shape-infer").run(c.build())
+    ch, creport = sm.run_with_report(cg, sm.Options(threshold=0.5))
+    assert not ch["fc"].sparse and creport.lines()[-1].endswith("(sparse: under 0.5)")
 
 
 def test_recurrent_model_is_unchanged() -> None:

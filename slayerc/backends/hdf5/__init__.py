@@ -31,7 +31,11 @@ form when the layer has no bias, and SDNN layers without any shift (Lava then ad
 latency per synapse, as with lava-dl's own SDNN exports).  A slayer ``Input`` block's trailing
 shift is dropped: Lava's output is then one step earlier, as for lava-dl (reference case
 ``cuba_input``, shift -1).  ``target="slayerc"`` writes every layer and neuron type;
-``"loihi2"`` only what netx 0.6 loads.
+``"loihi2"`` only what netx 0.6 loads.  A real ``dense``/``dense_rec``/``conv`` synapse marked
+``sparse = true`` is stored by ``"slayerc"`` as ``weight_csr/{data (float32), indices, indptr,
+shape (int64)}`` (CSR of the weight as ``[shape[0], rest]``) instead of ``weight``, and read
+back with ``sparse = true``; ``"loihi2"`` writes it exactly as a dense layer (netx loads it;
+``sparse_fc_layer=True`` in netx is the user's choice).  Other marked synapses are written dense.
 
 Deviations from the agreed IR conventions: none.  Not kept in the IR (so not written back):
 the legacy ``simulation`` group and LOIHI-only keys (written as CUBA), ``refDelay`` values

@@ -155,12 +155,21 @@ def _transform(grp: dict, key: str, w: Where, default: float) -> float:
     return float(s.as_weight(v.reshape(1), key, w, 1)[0])
 
 
-def _weights(r: _Reader, grp: dict, w: Where, k: str, ndim: int) -> dict[str, ParamRef]:
-    """``weight`` or ``weight/real`` + ``weight/imag`` as float32 params in slayer units."""
+def _weights(r: _Reader, grp: dict, w: Where, k: str, ndim: int,
+             kind: s.LayerKind) -> dict[str, Any]:
+    """``weight``, ``weight/real`` + ``weight/imag`` or ``weight_csr`` (then ``sparse``) as
+    float32 params in slayer units."""
     v = grp.get("weight")
-    if v is None:
+    sparse = s.CSR in grp
+    if sparse and v is not None:
+        raise w.error(s.CSR, "a layer stores either weight or weight_csr, not both")
+    if sparse and kind.name not in s.CSR_KINDS:
+        raise w.error(s.CSR, f"only {', '.join(sorted(s.CSR_KINDS))} layers store a CSR weight")
+    if sparse:
+        arrays = {"weight": s.from_csr(grp[s.CSR], w, ndim)}
+    elif v is None:
         raise w.error("weight", "missing")
-    if isinstance(v, dict):
+    elif isinstance(v, dict):
         parts = {"weight": "real", "weight_imag": "imag"}
         arrays = {attr: s.as_weight(s.dataset(v, part, w.at(f"{w.layer}/weight")), part,
                                     w.at(f"{w.layer}/weight"), ndim)
@@ -170,8 +179,9 @@ def _weights(r: _Reader, grp: dict, w: Where, k: str, ndim: int) -> dict[str, Pa
     else:
         arrays = {"weight": s.as_weight(v, "weight", w, ndim)}
     r.quant_ok &= all(a.min() >= -256 and a.max() <= 255 for a in arrays.values())
-    return {attr: r.param(f"layer{k}.{attr}", (a / 64).astype(np.float32))
-            for attr, a in arrays.items()}
+    out: dict[str, Any] = {attr: r.param(f"layer{k}.{attr}", (a / 64).astype(np.float32))
+                           for attr, a in arrays.items()}
+    return {**out, "sparse": True} if sparse else out
 
 
 def _pair(grp: dict, key: str, w: Where, lo: int) -> tuple[int, int]:
@@ -237,7 +247,7 @@ def _delay(r: _Reader, grp: dict, w: Where, k: str, cin: int, cout: int,
 
 
 def _read_synaptic(r: _Reader, k: str, grp: dict, w: Where, kind: s.LayerKind) -> None:
-    weights = _weights(r, grp, w, k, 2 if kind.op is ops.Dense else 4)
+    weights = _weights(r, grp, w, k, 2 if kind.op is ops.Dense else 4, kind)
     wshape = r.b.params[weights["weight"].name].shape
     attrs = {**weights, **_geometry(grp, w, kind, wshape)}
     _check_counts(grp, w, kind, wshape, attrs.get("groups", 1))
@@ -272,7 +282,7 @@ def _no_neuron(r: _Reader, k: str, grp: dict, w: Where, kind: s.LayerKind, delay
 
 
 def _recurrent(r: _Reader, k: str, grp: dict, w: Where, x: str,
-               weights: dict[str, ParamRef]) -> str:
+               weights: dict[str, Any]) -> str:
     if "weight_imag" in weights:
         raise w.error("weight", "a dense_rec layer cannot have complex weights")
     v = s.dataset(grp, "weight_rec", w)

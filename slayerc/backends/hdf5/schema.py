@@ -221,3 +221,54 @@ def as_bool(v: np.ndarray, key: str, where: Where) -> bool:
             or int(v.reshape(-1)[0]) not in (0, 1)):
         raise where.error(key, f"expected a bool, got {describe_value(v)}")
     return bool(v.reshape(-1)[0])
+
+
+# ------------------------------------------------------------------- sparse weights (CSR)
+
+#: Layer kinds whose ``weight`` target ``slayerc`` may store as ``weight_csr`` (real weights
+#: of synapses marked ``sparse``); target ``loihi2`` always writes ``weight`` (netx reads it).
+CSR_KINDS = frozenset({"dense", "dense_rec", "conv"})
+CSR = "weight_csr"
+CSR_LIMIT = 1 << 28  # most weight elements a CSR group may expand to
+
+
+def to_csr(w: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``weight_csr`` group of a weight: CSR of ``w`` as ``[shape[0], rest]`` + its shape."""
+    flat = w.reshape(w.shape[0], -1)
+    rows, cols = np.nonzero(flat)
+    return {"data": flat[rows, cols].astype(np.float32), "indices": cols.astype(np.int64),
+            "indptr": np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=flat.shape[0]))
+                                      ]).astype(np.int64),
+            "shape": np.asarray(w.shape, np.int64)}
+
+
+def from_csr(grp: Any, where: Where, ndim: int) -> np.ndarray:
+    """The dense weight (float64, file units) of a ``weight_csr`` group, validated."""
+    if not isinstance(grp, dict):
+        raise where.error(CSR, "expected a group")
+
+    def get(key: str) -> np.ndarray:
+        return dataset(grp, key, where, label=f"{CSR}/{key}")
+
+    shape = tuple(int(d) for d in as_int(get("shape"), f"{CSR}/shape", where, ((ndim,),), 1,
+                                         1 << 24))
+    if int(np.prod(shape, dtype=np.float64)) > CSR_LIMIT:
+        raise where.error(f"{CSR}/shape", f"{list(shape)} is too large")
+    rows, cols = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    data = get("data")
+    if data.dtype.kind not in "iuf" or data.ndim != 1:
+        raise where.error(f"{CSR}/data", f"expected a 1-d array of numbers, got "
+                          f"{describe_value(data)}")
+    nnz = data.shape[0]
+    if nnz:
+        data = as_weight(data, f"{CSR}/data", where, 1)
+    indptr = as_int(get("indptr"), f"{CSR}/indptr", where, ((rows + 1,),), 0, nnz)
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise where.error(f"{CSR}/indptr", f"must rise from 0 to the {nnz} stored values")
+    indices = as_int(get("indices"), f"{CSR}/indices", where, ((nnz,),), 0, cols - 1)
+    row_of = np.repeat(np.arange(rows), np.diff(indptr))
+    if nnz > 1 and np.any((np.diff(indices) <= 0) & (np.diff(row_of) == 0)):
+        raise where.error(f"{CSR}/indices", "must increase strictly within each row")
+    dense = np.zeros((rows, cols), np.float64)
+    dense[row_of, indices] = data
+    return dense.reshape(shape)

@@ -409,6 +409,12 @@ def _loihi2_delay(layer: Layer, group: dict[str, Any], complex_: bool) -> Iterat
 # --------------------------------------------------------------------------------- entry
 
 
+def _stores_csr(layer: Layer, group: dict[str, Any]) -> bool:
+    """Target ``slayerc``: a real weight of a synapse marked ``sparse`` goes in CSR form."""
+    return (layer.kind in s.CSR_KINDS and getattr(layer.syn, "sparse", False)
+            and isinstance(group.get("weight"), np.ndarray))
+
+
 def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
     """The dict tree (see ``h5io.dump_tree``) of ``g`` as a netlist for ``target``."""
     if target not in TARGETS:
@@ -419,6 +425,10 @@ def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
         raise BackendError(f"graph @{g.name} cannot be written: {e}") from e
     layers = match_layers(g)
     groups = {str(i): EMITTERS[layer.kind](g, layer) for i, layer in enumerate(layers)}
+    if target == "slayerc":
+        for layer, grp in zip(layers, groups.values()):
+            if _stores_csr(layer, grp):
+                grp[s.CSR] = s.to_csr(grp.pop("weight"))
     if target == "loihi2":
         problems = [p for layer, grp in zip(layers, groups.values())
                     for p in _loihi2_problems(layer, grp)]

@@ -199,7 +199,13 @@ def trace(model: torch.nn.Module, example_input: torch.Tensor) -> Graph:
     probe = _copy(gm)  # running it must not change the model's state
     rec = _Recorder(probe)
     with torch.no_grad():
-        rec.run(example_input.detach().clone())
+        try:
+            rec.run(example_input.detach().clone())
+        except FrontendError as e:  # torch.fx appends "While executing …" and a traceback
+            first = str(e.args[0] if e.args else e).split("\n\nWhile executing")[0]
+            shape = list(example_input.shape)
+            raise FrontendError(f"{first} (the example input had shape {shape}: [N, C(, H, W), "
+                                "T]; is the input shape right?)") from e.__cause__
     low = Lowering(model, gm, probe, rec.recorded, example_input)
     env: dict[str, Any] = {}
     for node in gm.graph.nodes:

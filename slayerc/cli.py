@@ -132,15 +132,28 @@ def cmd_compile(args: argparse.Namespace) -> int:
         x = (torch.rand(example.shape, generator=torch.Generator().manual_seed(0)) < 0.1)
         values = {k: v for r in pm.reports if r.pass_name == "legalize-quant"
                   for k, v in r.values.items()}
-        print(quant_report(traced, g, x.float(), values).table(), file=sys.stderr)
+        report = quant_report(traced, g, x.float(), values, _latency(pm),
+                              pm.inputs.get("legalize-quant"))
+        print(report.table(), file=sys.stderr)
     steps("passes done")
     save(g, args.output, target=args.target)
     steps(f"wrote {args.output}")
     if not args.quiet:
         print(layer_table(g))
+        lat = _latency(pm).get(g.outputs[0].name, 0) if len(g.outputs) == 1 else 0
+        if lat:
+            print(f"output latency: {lat:+d} steps (the compiled output at step t{lat:+d} is the "
+                  "model's at step t)")
     if args.time_passes:
         print(pm.timing_report(), file=sys.stderr)
     return 0
+
+
+def _latency(pm) -> dict[str, int]:
+    """Per node, the steps ``legalize-layers`` added before it (empty if it did not run)."""
+    from slayerc.runtime.agreement import latencies
+
+    return latencies({k: v for r in pm.reports for k, v in r.values.items()})
 
 
 def _print_reports(pm, everything: bool) -> None:

@@ -29,7 +29,8 @@ PARAM_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]*$")
 DTYPES = ("f32", "c32")
 
 #: Known graph facts, each established by a pass and required by others.
-FACTS = ("shapes", "bn-folded", "canonical", "delays-legal", "quant-legal", "masks-sparsified")
+FACTS = ("shapes", "bn-folded", "canonical", "delays-legal", "quant-legal", "masks-sparsified",
+         "layers-legal")
 
 
 @dataclass(frozen=True, slots=True)

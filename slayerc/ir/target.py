@@ -57,6 +57,9 @@ class Target:
     neurons: frozenset[str] | None = None
     #: IR synapse ops whose layers can carry an axonal delay.
     delay_synapses: frozenset[str] | None = None
+    #: Every synapse holds its input one step and biases sit on neurons (Lava's Dense/Conv and
+    #: LIF): ``legalize-layers`` puts a graph in that form.  False: the model's own timing runs.
+    lava_layers: bool = False
 
     # -- derived limits (integers in netlist units) ----------------------------------------
     @property
@@ -100,6 +103,7 @@ LOIHI2 = Target(
     neurons=frozenset({"neuron.cuba", "neuron.sigma_delta", "neuron.rf", "neuron.rf_iz",
                        "axon.delta", "dendrite.sigma"}),
     delay_synapses=frozenset({"synapse.dense"}),
+    lava_layers=True,
 )
 SLAYERC = Target(name="slayerc", max_delay=None)
 TARGETS: dict[str, Target] = {"loihi2": LOIHI2, "slayerc": SLAYERC}

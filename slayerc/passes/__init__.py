@@ -11,6 +11,7 @@ REGISTRY: dict[str, str] = {
     "canonicalize": "slayerc.passes.canonicalize:run",
     "fold-batchnorm": "slayerc.passes.fold_batchnorm:run",
     "legalize-delay": "slayerc.passes.legalize_delay:run",
+    "legalize-layers": "slayerc.passes.legalize_layers:run",
     "legalize-quant": "slayerc.passes.legalize_quant:run",
     "shape-infer": "slayerc.passes.shape_infer:run",
     "sparsify-masks": "slayerc.passes.sparsify_masks:run",

@@ -121,6 +121,10 @@ class PassManager:
     timings: list[tuple[str, float]] = field(default_factory=list)
     #: What passes with a ``run_with_report`` reported, in pipeline order.
     reports: list[Report] = field(default_factory=list)
+    #: The graph each pass was given, by pass name (first run of that name); graphs are values,
+    #: so this costs no copies.  ``slayerc compile --quant-report`` compares against the one
+    #: before ``legalize-quant``.
+    inputs: dict[str, Graph] = field(default_factory=dict)
 
     @classmethod
     def from_string(cls, text: str, **kwargs: Any) -> PassManager:
@@ -160,6 +164,7 @@ class PassManager:
         done: list[str] = []
         for spec, mod, opts in plan:
             start = time.perf_counter()
+            self.inputs.setdefault(spec.name, g)
             try:
                 g = self._run_pass(mod, opts, g)
                 if self.verify_each:

@@ -22,6 +22,9 @@ def default_pipeline(target: str = "loihi2") -> str:
         "canonicalize",
         # masks into weights, dead neurons out: the chip pays for every synapse and neuron
         "sparsify-masks",
+        # Lava's layer form: one step held per synapse, biases on the neuron (netx has no
+        # synapse bias); reports the latency this adds and where it is not exact
+        *(["legalize-layers"] if TARGETS[target].lava_layers else []),
         # whole steps, at most the target's maximum, only where the netlist holds them
         f"legalize-delay{{max={max_delay if max_delay is not None else 1 << 30},target={target}}}",
         # last: weights, decays, thresholds on the integer grid (relays are already on it)

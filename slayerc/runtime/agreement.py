@@ -4,8 +4,12 @@
 trained, e.g. the traced graph) and the bit-accurate fixed-point runtime on ``g_fixed`` (after
 ``legalize-quant``) on the same input, and gives per neuron layer (matched by node name, which
 passes keep) the fraction of equal output entries, next to the per-synapse weight errors that
-``legalize-quant`` reported (``Report.values``).  Used by ``slayerc compile --quant-report``
-and by the tests; not a pass (it runs the graph).
+``legalize-quant`` reported (``Report.values``).  ``legalize-layers`` may make a layer's output
+come later (one step per synapse): pass its per-node ``latency`` and the outputs are aligned.
+With ``g_legal`` (the graph just before ``legalize-quant``) a second column gives the agreement
+with the float interpreter on the same graph, i.e. what quantization alone changes; the first
+column also counts what the layer form changed (biases, head-start).  Used by ``slayerc compile
+--quant-report`` and by the tests; not a pass (it runs the graph).
 """
 
 from __future__ import annotations
@@ -15,37 +19,61 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from slayerc.ir import ops
 from slayerc.ir.core import Graph
 from slayerc.runtime.fixed import simulate
 from slayerc.runtime.interpreter import interpret
 
+WEIGHT_KEYS = ("exp", "max_err", "rms_err")
+
+
+def _total(agreement: Mapping[str, float], entries: Mapping[str, int]) -> float:
+    n = sum(entries[k] for k in agreement)
+    return sum(agreement[k] * entries[k] for k in agreement) / max(n, 1)
+
 
 @dataclass(frozen=True)
 class QuantReport:
-    """Per layer: spike agreement (neurons) and weight error (synapses, from the pass)."""
+    """Per layer: spike agreement (neurons) and weight error (synapses, from the pass).
+
+    ``agreement``: fixed point vs the float model; ``quant``: fixed point vs the float
+    interpreter on the same graph before quantization (empty when not measured).
+    """
 
     agreement: dict[str, float]
     entries: dict[str, int]
     weights: Mapping[str, float] = field(default_factory=dict)
+    quant: dict[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
-        """Agreement over all entries of all compared neuron layers."""
-        n = sum(self.entries.values())
-        return sum(self.agreement[k] * self.entries[k] for k in self.agreement) / max(n, 1)
+        """Agreement with the float model over all entries of all compared neuron layers."""
+        return _total(self.agreement, self.entries)
+
+    @property
+    def total_quant(self) -> float:
+        """Agreement with the unquantized graph over all entries (nan when not measured)."""
+        return _total(self.quant, self.entries) if self.quant else float("nan")
 
     def table(self) -> str:
         """A text table: one row per synapse (exponent, errors) and per neuron (agreement)."""
-        rows = [f"{'layer':<28}{'exp':>5}{'max err':>11}{'rms err':>11}{'spikes equal':>14}"]
-        syn = sorted({k.rsplit(".", 1)[0] for k in self.weights})
+        head = f"{'layer':<28}{'exp':>5}{'max err':>11}{'rms err':>11}{'= model':>10}"
+        rows = [head + (f"{'= unquantized':>15}" if self.quant else "")]
         w = self.weights
+        syn = sorted({k.rsplit(".", 1)[0] for k in w if k.rsplit(".", 1)[-1] in WEIGHT_KEYS})
         for name in syn:
-            exp, mx, rms = (w.get(f"{name}.{k}", 0.0) for k in ("exp", "max_err", "rms_err"))
+            exp, mx, rms = (w.get(f"{name}.{k}", 0.0) for k in WEIGHT_KEYS)
             rows.append(f"{name:<28}{int(exp):>+5d}{mx:>11.3g}{rms:>11.3g}")
-        rows += [f"{name:<28}{'':>27}{100 * a:>13.2f}%" for name, a in self.agreement.items()]
-        rows.append(f"{'all neuron outputs':<28}{'':>27}{100 * self.total:>13.2f}%")
+
+        def row(name: str, a: float, q: float | None) -> str:
+            extra = f"{100 * q:>14.2f}%" if q is not None else ""
+            return f"{name:<28}{'':>27}{100 * a:>9.2f}%{extra}"
+        for name, a in self.agreement.items():
+            rows.append(row(name, a, self.quant.get(name) if self.quant else None))
+        rows.append(row("all neuron outputs", self.total,
+                        self.total_quant if self.quant else None))
         return "\n".join(rows)
 
 
@@ -56,25 +84,59 @@ def _recording(g: Graph, names: list[str]) -> tuple[Graph, dict[str, str]]:
     return g.replace(nodes=[*g, *extra]), {e.inputs[0]: e.name for e in extra}
 
 
-def spike_agreement(g_float: Graph, g_fixed: Graph, x: Any) -> tuple[dict[str, float],
-                                                                      dict[str, int]]:
-    """Per neuron node in both graphs: fraction of equal output entries, and the entry count."""
+def latencies(values: Mapping[str, float]) -> dict[str, int]:
+    """The ``NAME.latency`` entries of pass report values (``legalize-layers``), by node."""
+    return {k[: -len(".latency")]: int(v) for k, v in values.items() if k.endswith(".latency")}
+
+
+def spike_agreement(g_float: Graph, g_fixed: Graph, x: Any,
+                    latency: Mapping[str, int] | None = None) -> tuple[dict[str, float],
+                                                                       dict[str, int]]:
+    """Per neuron node in both graphs: fraction of equal output entries, and the entry count.
+
+    ``latency[name]`` steps (from ``legalize-layers``) are how much later ``g_fixed`` produces
+    that node's output: the fixed-point run gets that many extra zero steps at the end, and its
+    steps ``L .. L+T-1`` are compared with the float steps ``0 .. T-1``.
+    """
+    latency = dict(latency or {})
     names = [n.name for n in g_fixed if n.OP in ops.NEURON_OPS and n.name in g_float.nodes
              and g_float[n.name].OP == n.OP]
     rec, out_name = _recording(g_float, names)
     floats = interpret(rec, x)
     floats = floats if isinstance(floats, dict) else {out_name[names[0]]: floats}
-    fixed = simulate(g_fixed, x, record=names)
+    lead = max([0, *(latency.get(n, 0) for n in names)])
+    xs = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    steps = xs.shape[-1]
+    if lead:
+        xs = np.concatenate([xs, np.zeros((*xs.shape[:-1], lead), xs.dtype)], axis=-1)
+    fixed = simulate(g_fixed, xs, record=names)
     agree, count = {}, {}
     for n in names:
         a = np.asarray(floats[out_name[n]].detach().cpu().numpy())
-        b = np.asarray(fixed[n])
+        lat = latency.get(n, 0)
+        b = np.asarray(fixed[n])[..., max(lat, 0): max(lat, 0) + steps]
+        if lat < 0:  # earlier than the model: its first steps have no float counterpart
+            a, b = a[..., -lat:], b[..., : steps + lat]
         agree[n], count[n] = float(np.mean(a == b)), int(a.size)
     return agree, count
 
 
 def quant_report(g_float: Graph, g_fixed: Graph, x: Any,
-                 weights: Mapping[str, float] | None = None) -> QuantReport:
-    """Spike agreement of ``g_fixed`` (fixed point) with ``g_float`` (float) on ``x``."""
-    agree, count = spike_agreement(g_float, g_fixed, x)
-    return QuantReport(agree, count, dict(weights or {}))
+                 weights: Mapping[str, float] | None = None,
+                 latency: Mapping[str, int] | None = None,
+                 g_legal: Graph | None = None) -> QuantReport:
+    """Spike agreement of ``g_fixed`` (fixed point) with ``g_float`` (float) on ``x``.
+
+    ``weights``: ``legalize-quant``'s report values; ``latency``: per node, the steps
+    ``legalize-layers`` added (:func:`latencies` reads them from its report values);
+    ``g_legal``: the graph before ``legalize-quant``, for the quantization-only column (run on
+    ``x`` with ``max(latency)`` zero steps appended, the fixed-point run's length).
+    """
+    agree, count = spike_agreement(g_float, g_fixed, x, latency)
+    quant: dict[str, float] = {}
+    if g_legal is not None:
+        lead = max([0, *(latency or {}).values()])
+        xs = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+        xs = np.concatenate([xs, np.zeros((*xs.shape[:-1], lead), xs.dtype)], axis=-1)
+        quant = spike_agreement(g_legal, g_fixed, torch.from_numpy(xs))[0]
+    return QuantReport(agree, count, dict(weights or {}), quant)

@@ -73,3 +73,21 @@ def test_wrong_checkpoint_and_model_errors(tmp_path: Path) -> None:
                    cwd=tmp_path)
         assert run.returncode == 1, (args, run.stderr)
         assert words in run.stderr and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_wrong_input_shape_is_one_line_naming_the_shape(tmp_path: Path) -> None:
+    run = _cli("compile", f"{MODELS}:TorchCNN", "--input-shape", "2,2,16,16", "--steps", "5",
+               "-o", "x.net", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.count("\n") == 1, run.stderr  # one line: no fx "While executing" dump
+    assert "at fx node 'permute'" in run.stderr and "[1, 2, 2, 16, 16, 5]" in run.stderr
+    assert not (tmp_path / "x.net").exists()
+
+
+def test_batchnorm_torch_model_compiles_to_loihi2_netlist_with_latency(tmp_path: Path) -> None:
+    run = _cli("compile", f"{MODELS}:TorchCNN", "--input-shape", "2,16,16", "--steps", "20",
+               "--quant-report", "-o", "cnn.net", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "output latency: +3 steps" in run.stdout
+    assert "bias head-start" in run.stderr and "= unquantized" in run.stderr
+    assert (tmp_path / "cnn.net").exists()

@@ -13,7 +13,7 @@ from slayerc.ir.core import GraphBuilder
 from slayerc.passes import REGISTRY, PassManager
 from slayerc.passes.legalize_quant import layer_errors
 from slayerc.passes.pipelines import default_pipeline
-from slayerc.runtime.agreement import quant_report
+from slayerc.runtime.agreement import latencies, quant_report
 from slayerc.runtime.fixed import simulate
 from slayerc.runtime.interpreter import interpret
 
@@ -82,6 +82,12 @@ def test_float_trained_cnn_with_batchnorm_default_pipeline():
     assert not any(n.OP == "norm.batch" for n in out)
     values = next(r for r in pm.reports if r.pass_name == "legalize-quant").values
     assert {"conv1.max_err", "conv2.rms_err", "fc.exp"} <= set(values)
-    report = quant_report(g, out, x, values)
+    lat = latencies(next(r for r in pm.reports if r.pass_name == "legalize-layers").values)
+    assert lat == {"lif1": 1, "lif2": 2, "lif3": 3, "output": 3}
+    report = quant_report(g, out, x, values, lat, pm.inputs["legalize-quant"])
     assert set(report.agreement) == {"lif1", "lif2", "lif3"}
-    assert report.total >= 0.99, report.table()
+    # quantization alone: fixed point vs the float interpreter on the same (Lava-form) graph
+    assert report.total_quant >= 0.99, report.table()
+    # end to end vs the traced model: the folded BatchNorm biases on a decaying current become
+    # steady-state neuron biases (legalize-layers warns), which costs about 1 % here
+    assert 0.97 <= report.total < report.total_quant, report.table()

@@ -142,12 +142,13 @@ def _check_form(layer: Layer, lead: Op | None, trail: Op | None) -> None:
         return
     if layer.form == "noshift" and neuron.OP not in SDNN_OPS:
         raise _err(neuron, None, "its synapse has no one-step axon.shift before it (Lava form) "
-                   "or after the neuron (slayer form); Lava's synapses always hold one step")
+                   "or after the neuron (slayer form); Lava's synapses always hold one step: run "
+                   "legalize-layers (in the loihi2 default pipeline) to add it")
     if layer.form != "lava" and getattr(neuron, "bias", None) is not None:
         raise _err(neuron, "bias", "in this block form the bias and the first input arrive "
                    "together, but Lava integrates the bias one step before the input (bias "
-                   "head-start, spec §7); put the axon.shift before the synapse to export Lava's "
-                   "timing")
+                   "head-start, spec §7); run legalize-layers (in the loihi2 default pipeline) "
+                   "to put the layer in Lava's form, which reports what that changes")
 
 
 def _on_input_grid(quant: Op) -> bool:
@@ -323,7 +324,8 @@ def _emit_synaptic(g: Graph, layer: Layer) -> dict[str, Any]:
     kind = s.LAYER_KINDS[layer.kind]
     if syn.bias is not None:
         raise _err(syn, "bias", "a synapse bias has no place in a netlist (only the neuron "
-                   "bias)")
+                   "bias); run legalize-layers (in the loihi2 default pipeline) to move it "
+                   "onto the neuron")
     out_node = neuron or syn
     out: dict[str, Any] = {"type": FixedStr(kind.name),
                            "shape": np.asarray(out_node.shape, np.int64)}

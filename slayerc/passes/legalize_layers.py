@@ -1,0 +1,292 @@
+"""``legalize-layers``: give every layer the timing and bias placement a netlist layer has.
+
+A netx layer is ``synapse → neuron`` whose synapse holds its input for one step (Lava's
+``Dense``/``Conv``), with the bias on the neuron's voltage (``bias_mant``), integrated from step
+0 (spec §7).  Traced models need not look like that:
+
+* a plain torch model feeding slayer neurons has no step per layer at all (``conv → cuba``);
+* slayer blocks put their step after the neuron (``delay_shift``), so a block's bias and its
+  first input arrive together, where Lava integrates the bias one step before the input;
+* a synapse bias (what ``fold-batchnorm`` leaves of a BatchNorm) has no netlist key.
+
+The pass rewrites the graph into Lava's form and says what that costs:
+
+1. **Synapse bias → neuron bias.**  A bias ``b`` on the synapse feeding a ``neuron.cuba``/
+   ``neuron.alif`` (directly or through a recurrent ``tensor.add``) adds ``b`` to the current
+   every step.  With ``current_decay`` 1 the current is the input itself, so ``b`` becomes the
+   neuron's bias exactly.  Otherwise it becomes ``b/αu``, the current's steady-state share of
+   the bias, which the float model only reaches after a few ``1/αu`` steps: a warning naming
+   the node (a :class:`PassError` with ``exact=true``).  With ``current_decay`` 0 (the bias
+   grows without bound) or any other consumer the bias stays, with a warning (the writer
+   refuses it; a ``.sir`` keeps it).
+2. **One step per synapse, in Lava's form.**  When a layer of the main chain has no step of its
+   own (fewer one-step ``axon.shift`` nodes than synapses), or a biased layer is not already in
+   Lava's form, every one-step ``axon.shift`` between layers is removed and one is put right
+   before each synapse.  A node's *latency* is how many more shifts lie upstream of it than
+   before; the output's latency is what a user of the netlist sees (the netlist's output at
+   step ``t + latency`` is the model's at ``t``), and the report gives it per neuron and output
+   (``Report.values``: ``NAME.latency``).  Without biases this is exact up to the latency (a
+   neuron at rest stays at rest).  A biased neuron whose latency is not 0 integrates its bias
+   that many steps before its first input arrives (Lava's bias head-start): a warning naming
+   it (a :class:`PassError` with ``exact=true``); ``slayerc compile --quant-report`` measures
+   the effect.  Networks of slayer blocks behind an ``Input`` block keep latency 0 on every
+   neuron, so their biases stay exact.
+
+Chains with sigma-delta layers (the writer stores them without a step, as lava-dl does) and
+graphs that are not one chain are left as they are; a chain that needs new steps but carries
+axonal delays is left too, with a warning (moving a delay across a biased neuron is not exact).
+
+Before (a torch Conv2d + BatchNorm2d, folded, feeding a cuba neuron)::
+
+    %conv1 = synapse.conv(%x) {bias = @conv1.bias, weight = @conv1.weight} : f32[8, 16, 16]
+    %lif1 = neuron.cuba(%conv1) {current_decay = 1.0, ...} : f32[8, 16, 16]
+After::
+
+    %conv1_hold = axon.shift(%x) : f32[2, 16, 16]
+    %conv1 = synapse.conv(%conv1_hold) {weight = @conv1.weight} : f32[8, 16, 16]
+    %lif1 = neuron.cuba(%conv1) {bias = @lif1.bias, current_decay = 1.0, ...} : f32[8, 16, 16]
+
+Requires ``shapes``; establishes ``layers-legal`` (not when it leaves a chain as it was);
+invalidates ``quant-legal`` (new biases).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slayerc.errors import PassError
+from slayerc.ir import ops
+from slayerc.ir.core import Graph, Op, ParamRef
+from slayerc.passes.report import Note, Report, note, warning
+from slayerc.passes.rewrite import Rewriter, channel_view
+
+NAME = "legalize-layers"
+SUMMARY = "one step per synapse in Lava's form; synapse biases onto the neuron"
+REQUIRES = frozenset({"shapes"})
+ESTABLISHES = frozenset({"layers-legal"})
+INVALIDATES = frozenset({"quant-legal"})
+
+#: Neurons whose current integrates a synapse bias: ``u[t] = (1 − αu) u[t−1] + x[t] + b``.
+CURRENT_NEURONS = frozenset({"neuron.cuba", "neuron.alif"})
+SDNN = frozenset({"neuron.sigma_delta", "axon.delta", "dendrite.sigma"})
+
+
+@dataclass(frozen=True)
+class Options:
+    """``exact``: refuse (instead of warn about) the two changes that are not exact."""
+
+    exact: bool = False
+
+
+def run(g: Graph, opts: Options = Options()) -> Graph:
+    """Return ``g`` in netlist layer form (see the module docstring)."""
+    return run_with_report(g, opts)[0]
+
+
+def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]:
+    """:func:`run`, plus notes, warnings and the latency of every neuron and output."""
+    rw, notes, values = Rewriter(g), [], {}
+    legal = True
+    for node in list(g):
+        if node.OP in ops.SYNAPSE_OPS and getattr(node, "bias", None) is not None:
+            legal &= _bias_to_neuron(rw, rw.nodes[node.name], opts, notes)
+    legal &= _timing(rw, opts, notes, values)
+    return (rw.finish(ESTABLISHES if legal else (), INVALIDATES),
+            Report(NAME, tuple(notes), values))
+
+
+# ----------------------------------------------------------------------- synapse bias
+
+
+def _current_neuron(rw: Rewriter, syn: Op) -> Op | None:
+    """The neuron whose current ``syn``'s output adds to (directly or through tensor.add)."""
+    user = rw.only_user(syn.name)
+    if user is not None and user.OP == "tensor.add":
+        user = rw.only_user(user.name)
+    return user if user is not None and user.OP in CURRENT_NEURONS else None
+
+
+def _bias_to_neuron(rw: Rewriter, syn: Op, opts: Options, notes: list[Note]) -> bool:
+    """Move ``syn``'s bias onto its neuron; False (with a warning) when it cannot move."""
+    neuron = _current_neuron(rw, syn)
+    if neuron is None:
+        users = ", ".join(u.describe() for u in rw.users(syn.name)) or "nothing"
+        notes.append(warning(f"{syn.describe()}: kept its bias: it feeds {users}, not one "
+                             "neuron.cuba/neuron.alif it could move to, and a netlist has no "
+                             "synapse bias (the writer will refuse it); remove the bias or add "
+                             "a neuron"))
+        return False
+    b = np.asarray(rw.array(syn.bias), dtype=np.float64)  # type: ignore[attr-defined]
+    decay = neuron.current_decay  # type: ignore[attr-defined]
+    du = np.asarray(rw.params[decay.name] if isinstance(decay, ParamRef) else decay,
+                    dtype=np.float64)
+    if np.any(du <= 0):
+        notes.append(warning(f"{neuron.describe()}: kept the bias of {syn.describe()} on the "
+                             "synapse: with current_decay 0 the current integrates it without "
+                             "bound, which no neuron bias can express (the writer will refuse "
+                             "it); use a current decay above 0 or a synapse without bias"))
+        return False
+    beta = channel_view(b, max(du.ndim, 1)) / du if du.ndim else b / float(du)
+    if np.all(du == 1.0):
+        notes.append(note(f"moved the bias of {syn.describe()} onto {neuron.describe()} "
+                          "(current_decay 1: exact)"))
+    else:
+        text = (f"{neuron.describe()}: the bias of {syn.describe()} became the neuron bias "
+                f"b/current_decay (its steady state); the float model's current reaches it "
+                f"only after about {_settle(du)} steps, so early steps may differ (exact only "
+                "with current_decay 1)")
+        if opts.exact:
+            raise PassError(text + "; exact=true forbids this")
+        notes.append(warning(text))
+    _add_bias(rw, neuron, beta)
+    rw.nodes[syn.name] = syn.replace(bias=None)
+    return True
+
+
+def _settle(du: np.ndarray) -> int:
+    """Steps until ``(1 − αu)^t`` falls under 1 % for the slowest current."""
+    keep = float(np.max(1.0 - du))
+    return 1 if keep <= 0 else int(np.ceil(np.log(0.01) / np.log(keep)))
+
+
+def _add_bias(rw: Rewriter, neuron: Op, beta: np.ndarray) -> None:
+    """``neuron.bias += beta`` (``beta`` per channel or per neuron), stored compactly."""
+    shape = tuple(neuron.shape or ())
+    old = neuron.bias  # type: ignore[attr-defined]
+    base = np.asarray(rw.params[old.name] if isinstance(old, ParamRef) else (old or 0.0))
+    ndim = max(len(shape), 1)
+    parts = [a if a.ndim in (0, ndim) else channel_view(a, ndim) for a in (base, beta)]
+    total = parts[0] + parts[1]
+    if total.ndim > 1 and np.all(total == total.reshape(total.shape[0], -1)[:, :1].reshape(
+            (total.shape[0],) + (1,) * (total.ndim - 1))):
+        total = total.reshape(total.shape[0], -1)[:, 0]  # one value per channel
+    dtype = np.float64 if isinstance(old, ParamRef) and base.dtype == np.float64 else np.float32
+    ref = rw.put(old if isinstance(old, ParamRef) else None, f"{neuron.name}.bias",
+                 total.astype(dtype))
+    rw.nodes[neuron.name] = neuron.replace(bias=ref)
+
+
+# ---------------------------------------------------------------------------- timing
+
+
+def _chain(g: Graph) -> list[Op] | None:
+    """io.input, the forward path, io.output; None when the graph is not one chain."""
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        return None
+    order = {name: i for i, name in enumerate(g.nodes)}
+    node, chain = g.inputs[0], [g.inputs[0]]
+    while node.OP != "io.output":
+        users = [u for u in g.users(node.name) if order[u.name] > order[node.name]]
+        if len(users) != 1:
+            return None
+        node = users[0]
+        chain.append(node)
+    return chain
+
+
+def _movable(node: Op) -> bool:
+    return node.OP == "axon.shift" and node.steps == 1 and not node.persistent  # type: ignore
+
+
+def _depths(chain: list[Op]) -> dict[str, int]:
+    """Per chain node: the one-step shifts before it on the chain."""
+    depth, out = 0, {}
+    for node in chain:
+        out[node.name] = depth
+        depth += _movable(node)
+    return out
+
+
+def _biased(g: Graph, node: Op) -> bool:
+    bias = getattr(node, "bias", None)
+    return node.OP in ops.NEURON_OPS and bias is not None and bool(np.any(g.value(bias)))
+
+
+def _timing(rw: Rewriter, opts: Options, notes: list[Note], values: dict[str, float]) -> bool:
+    """Put the main chain in Lava's form if needed; False when it had to be left as it is."""
+    g = rw.graph()
+    chain = _chain(g)
+    if chain is None or any(n.OP in SDNN for n in chain):
+        return True  # not a netlist chain, or stored without steps: the writer judges
+    syns = [n for n in chain if n.OP in ops.SYNAPSE_OPS]
+    shifts = [n for n in chain if _movable(n)]
+    lava_form = all(_lead_shift(g, s) is not None for s in syns) and len(shifts) == len(syns)
+    biased = [n for n in chain if _biased(g, n)]
+    if not syns or lava_form or (len(shifts) >= len(syns) and not biased):
+        return True
+    delays = [n for n in chain if n.OP == "axon.delay"]
+    if delays:
+        notes.append(warning(f"{delays[0].describe()}: left the layer timing as it is: a layer "
+                             "lacks its one-step hold or a biased layer is not in Lava's form, "
+                             "and moving axonal delays with it is not supported; the netlist "
+                             "writer will name the layer"))
+        return False
+    before = _depths(chain)
+    _reshift(rw, shifts, syns)
+    after_chain = _chain(rw.graph())
+    assert after_chain is not None  # only shifts moved
+    after = _depths(after_chain)
+    for node in (n for n in chain if n.name in after):
+        lat = after[node.name] - before[node.name]
+        if node.OP in ops.NEURON_OPS or node.OP == "io.output":
+            values[f"{node.name}.latency"] = float(lat)
+        if lat and node in biased:
+            _head_start(node, lat, opts, notes)
+    out = chain[-1]
+    lat = after[out.name] - before[out.name]
+    notes.append(note(f"one step per synapse in Lava's form ({len(syns)} synapses); the output "
+                      f"{out.describe()} is {_steps(lat)} the model's (netlist step t + {lat} "
+                      "= model step t)"))
+    return True
+
+
+def _reshift(rw: Rewriter, shifts: list[Op], syns: list[Op]) -> None:
+    """Remove the chain's one-step shifts and put one right before every synapse."""
+    for shift in shifts:
+        rw.bypass(shift.name)
+    for syn in syns:
+        src = rw.nodes[rw.nodes[syn.name].inputs[0]]
+        _insert_before(rw, syn.name, ops.Shift(name=_fresh(rw, f"{syn.name}_hold"),
+                                               inputs=(src.name,), shape=src.shape,
+                                               dtype=src.dtype, loc=syn.loc))
+
+
+def _head_start(node: Op, lat: int, opts: Options, notes: list[Note]) -> None:
+    text = (f"{node.describe()}: bias head-start: in the netlist its bias acts from step 0 "
+            f"but its input now arrives {lat} step(s) later than in the model (Lava holds "
+            "every synapse's input one step, spec §7), so its first outputs can differ from "
+            "the model's; exact for slayer blocks behind an Input block or without biases")
+    if opts.exact:
+        raise PassError(text + "; exact=true forbids this")
+    notes.append(warning(text))
+
+
+def _steps(lat: int) -> str:
+    if lat == 0:
+        return "in step with"
+    return f"{abs(lat)} step(s) {'later than' if lat > 0 else 'earlier than'}"
+
+
+def _lead_shift(g: Graph, syn: Op) -> Op | None:
+    src = g.nodes.get(syn.inputs[0]) if syn.inputs else None
+    return src if src is not None and _movable(src) else None
+
+
+def _fresh(rw: Rewriter, base: str) -> str:
+    name, i = base, 1
+    while name in rw.nodes:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def _insert_before(rw: Rewriter, anchor: str, node: Op) -> None:
+    """Put ``node`` (reading the anchor's first input) right before ``anchor``."""
+    nodes: dict[str, Op] = {}
+    for key, n in rw.nodes.items():
+        if key == anchor:
+            nodes[node.name] = node
+            n = n.replace(inputs=(node.name, *n.inputs[1:]))
+        nodes[key] = n
+    rw.nodes = nodes

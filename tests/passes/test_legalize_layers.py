@@ -233,3 +233,14 @@ def test_torch_cnn_with_batchnorm_compiles_to_a_loihi2_netlist(tmp_path: Path):
     np.testing.assert_array_equal(got, simulate(out, x[0])["output"])
     assert got.sum() > 0
     assert load(path, input_shape=(2, 16, 16)) is not None
+
+
+@pytest.mark.parametrize("case", ["cuba_input", "cuba_conv", "cuba_delay", "cuba_rec"])
+def test_graphs_read_from_netlists_are_already_in_lava_form(case: str):
+    from test_hdf5_util import INPUT_SHAPES
+
+    shape = INPUT_SHAPES.get(case)
+    g = load(refcases.REF_DIR / f"{case}.net", **({"input_shape": shape} if shape else {}))
+    out, values, lines = _run(PassManager.from_string("shape-infer").run(g))
+    assert print_graph(out.replace(facts=g.facts)) == print_graph(g.replace(facts=g.facts))
+    assert values == {} and not lines

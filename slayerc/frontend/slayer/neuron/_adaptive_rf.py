@@ -10,8 +10,6 @@ from slayerc.frontend.slayer.neuron._resonate import ResonatorNeuron
 class AdaptiveResonatorNeuron(ResonatorNeuron):
     """Resonator neuron with adaptive threshold ``θ`` and refractory ``r`` (ADRF, ADRF-Iz)."""
 
-    DEVICE_TYPE = ""
-
     def __init__(
         self, threshold, threshold_step, period, decay, threshold_decay, refractory_decay,
         tau_grad=1, scale_grad=1, scale=1 << 6, norm=None, dropout=None, shared_param=True,
@@ -47,16 +45,8 @@ class AdaptiveResonatorNeuron(ResonatorNeuron):
     @property
     def device_params(self):
         """Hardware parameters (lava-dl's ``adrf`` version raises a TypeError; this one works)."""
-        return {
-            "type": self.DEVICE_TYPE,
-            "sinDecay": self.cx_sin_decay,
-            "cosDecay": self.cx_cos_decay,
-            "thDecay": self.cx_threshold_decay,
-            "refDecay": self.cx_refractory_decay,
-            "vThMant": self.v_th_mant,
-            "vThStep": self.v_th_step,
-            "gradedSpike": self.graded_spike,
-        }
+        return {**super().device_params, "thDecay": self.cx_threshold_decay,
+                "refDecay": self.cx_refractory_decay, "vThStep": self.v_th_step}
 
     def _all_states(self, real_in):
         return self._states(

@@ -52,6 +52,20 @@ class ResonatorNeuron(base.Neuron):
         if not self.shared_param:
             self._lazy = {"sin_decay": (0.0, 0.0), "cos_decay": (0.0, 0.0), **self._lazy}
 
+    #: netx ``type`` of the neuron group (set by each neuron class).
+    DEVICE_TYPE = ""
+
+    @property
+    def device_params(self):
+        """netx neuron parameters (type ``DEVICE_TYPE``)."""
+        return {
+            "type": self.DEVICE_TYPE,
+            "sinDecay": self.cx_sin_decay,
+            "cosDecay": self.cx_cos_decay,
+            "vThMant": self.v_th_mant,
+            "gradedSpike": self.graded_spike,
+        }
+
     @staticmethod
     def _check_period(period):
         if period < 4:
@@ -138,3 +152,26 @@ class ResonatorNeuron(base.Neuron):
             fired = self._fired(s)
             self.refractory_state = self.refractory_state + 2 * fired * self.threshold_state
             self.threshold_state = self.threshold_state + fired * self.threshold_step
+
+
+class PlainResonatorNeuron(ResonatorNeuron):
+    """Constructor shared by RF and RF-Iz (no adaptation)."""
+
+    def __init__(
+        self, threshold, period, decay, tau_grad=1, scale_grad=1, scale=1 << 6, norm=None,
+        dropout=None, shared_param=True, persistent_state=False, requires_grad=False,
+        graded_spike=False, log_init=True, per_neuron_param=False, shape=None,
+    ):
+        super().__init__(
+            threshold=threshold, tau_grad=tau_grad, scale_grad=scale_grad, p_scale=1 << 12,
+            w_scale=scale, s_scale=scale * (1 << 6), norm=norm, dropout=dropout,
+            persistent_state=persistent_state, shared_param=shared_param,
+            requires_grad=requires_grad, complex=True, per_neuron_param=per_neuron_param,
+        )
+        self.graded_spike = graded_spike
+        self._init_resonator(period, decay, log_init)
+        self.register_buffer("real_state", torch.zeros(1), persistent=False)
+        self.register_buffer("imag_state", torch.zeros(1), persistent=False)
+        self.clamp()
+        if shape is not None:
+            self.set_shape(shape)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-
-from slayerc.frontend.slayer.neuron._resonate import ResonatorNeuron
+from slayerc.frontend.slayer.neuron._resonate import PlainResonatorNeuron
 from slayerc.frontend.slayer.neuron._resonate import rf_neuron_params as neuron_params
 from slayerc.runtime.dynamics import resonator
 from slayerc.runtime.spikes import spike as _spike
@@ -15,42 +13,14 @@ SCALE_RHO_MULT = 0.1
 TAU_RHO_MULT = 100
 
 
-class Neuron(ResonatorNeuron):
+class Neuron(PlainResonatorNeuron):
     """RF neuron with Izhikevich reset: spike on ``im[t] ≥ θ``, then ``re = 0``, ``im = θ − 1/S``.
 
     Resonator as :mod:`.rf` (integer arithmetic of
     :func:`slayerc.runtime.dynamics.resonator` with ``threshold=θ``).  Graded spikes carry ``im``.
     """
 
-    def __init__(
-        self, threshold, period, decay, tau_grad=1, scale_grad=1, scale=1 << 6, norm=None,
-        dropout=None, shared_param=True, persistent_state=False, requires_grad=False,
-        graded_spike=False, log_init=True, per_neuron_param=False, shape=None,
-    ):
-        super().__init__(
-            threshold=threshold, tau_grad=tau_grad, scale_grad=scale_grad, p_scale=1 << 12,
-            w_scale=scale, s_scale=scale * (1 << 6), norm=norm, dropout=dropout,
-            persistent_state=persistent_state, shared_param=shared_param,
-            requires_grad=requires_grad, complex=True, per_neuron_param=per_neuron_param,
-        )
-        self.graded_spike = graded_spike
-        self._init_resonator(period, decay, log_init)
-        self.register_buffer("real_state", torch.zeros(1), persistent=False)
-        self.register_buffer("imag_state", torch.zeros(1), persistent=False)
-        self.clamp()
-        if shape is not None:
-            self.set_shape(shape)
-
-    @property
-    def device_params(self):
-        """netx neuron parameters (type ``RF_IZHIKEVICH``)."""
-        return {
-            "type": "RF_IZHIKEVICH",
-            "sinDecay": self.cx_sin_decay,
-            "cosDecay": self.cx_cos_decay,
-            "vThMant": self.v_th_mant,
-            "gradedSpike": self.graded_spike,
-        }
+    DEVICE_TYPE = "RF_IZHIKEVICH"
 
     def dynamics(self, input):
         """Pre-reset traces ``(re, im)`` for the complex input tuple."""

@@ -8,21 +8,36 @@ bias of ``v`` slayer units is the integer ``v·w_scale`` in a netlist, a decay `
 signed bits.
 
 * ``loihi2``: what lava-dl netx 0.6 loads and Loihi 2 runs: layers input, dense, dense_rec, conv,
-  flatten; CUBA, SDNN, RF, RF_IZ neurons; axonal delays of at most 62 steps on dense layers only.
+  flatten; CUBA, SDNN, RF, RF_IZ neurons; axonal delays of at most 62 steps on dense layers only;
+  16-bit graded messages (netx's SDNN setting) and Loihi 2's unsigned 12-bit decay fields.
 * ``slayerc``: every op of the IR, for slayerc's own fixed-point runtime (same bit widths,
-  delays of any length on any layer).
+  delays of any length on any layer, 24-bit messages, no decay fields: any decay in [0, 1]).
 * :func:`generic` builds a target with other bit widths (for experiments and tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LOIHI2", "SLAYERC", "TARGETS", "Target", "generic", "get"]
+__all__ = ["LOIHI2", "SLAYERC", "TARGETS", "Misfit", "Target", "generic", "get"]
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A decay a chip field cannot hold (see :meth:`Target.decay_misfits`)."""
+
+    attr: str
+    field: str
+    value: float  #: the first value that does not fit (IR units)
+    field_value: float  #: what the loader puts in the field for it (an integer)
+    count: int  #: how many entries do not fit ...
+    size: int  #: ... of how many
+    fits: str  #: the IR values of ``attr`` the field holds, e.g. ``[1/4096, 4096/4096]``
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,20 @@ class Target:
     threshold_bits: int = 17
     #: Lava LIF ``bias_mant`` (signed, applied ``<< 6``).
     bias_bits: int = 13
-    #: Payload bits of a graded spike / sigma-delta message.
+    #: Signed payload bits of a graded spike / sigma-delta message, in netlist integers (units
+    #: of 2^-12: Lava's ``s_out``).  Default 24: what a Loihi 2 graded spike can carry.
+    #: ``loihi2`` uses 16: netx builds every SDNN layer with 16-bit messages (spec §5.1) and
+    #: ignores ``gradedSpike``, so those are the only graded messages its netlists send, and a
+    #: 24-bit limit would pass messages netx's synapses misread on the chip.  Messages depend
+    #: on the data, so the fixed-point runtime checks them as it runs (``simulate(target=)``).
     message_bits: int = 24
+    #: Range of the chip's unsigned decay fields (Loihi 2: 12 bits, 0..4095), in units of
+    #: ``2^-decay_bits``.  None: no chip; every decay in [0, 1] runs (slayerc's own runtime).
+    decay_field_range: tuple[int, int] | None = None
+    #: ``(IR attribute, chip field, offset)``: the loader puts ``netlist integer + offset`` in
+    #: that field.  netx: CUBA ``du = iDecay − 1`` (Lava's LIF adds ``ds_offset = 1`` back),
+    #: ``dv = vDecay``; RF/RF_IZ sin/cos decays as stored (spec §5.1).
+    decay_fields: tuple[tuple[str, str, int], ...] = ()
     max_delay: int | None = 62
     w_scale: int = 64
     state_scale: int = 4096
@@ -84,6 +111,41 @@ class Target:
         half = 1 << (self.bias_bits - 1)
         return -half, half - 1
 
+    def decay_misfits(self, decays: Mapping[str, float | np.ndarray]) -> list[Misfit]:
+        """The decays (IR values by attribute, on the grid) whose chip field cannot hold them.
+
+        Each mapped attribute is checked as ``integer + offset`` against ``decay_field_range``;
+        a resonator's ``(sin_decay, cos_decay)`` vector must also be at most the field's
+        maximum long (slayer's export scales it down to that: a longer one does not decay).
+        """
+        if self.decay_field_range is None:
+            return []
+        (lo, hi), u, out = self.decay_field_range, self.decay_unit, []
+        ints = {a: np.atleast_1d(np.rint(np.asarray(v, np.float64) * u))
+                for a, v in decays.items()}
+        for attr, field_, off in self.decay_fields:
+            a = ints.get(attr, np.zeros(0))
+            bad = a[(a + off < lo) | (a + off > hi)]
+            if bad.size:
+                v = float(bad.flat[0])
+                out.append(Misfit(attr, field_, v / u, v + off, bad.size, a.size,
+                                  f"[{lo - off}/{u}, {hi - off}/{u}]"))
+        mapped = {attr for attr, _, _ in self.decay_fields}
+        if {"sin_decay", "cos_decay"} <= mapped & set(ints):
+            length = np.hypot(ints["sin_decay"], ints["cos_decay"]).reshape(-1)
+            bad = length[length > hi]
+            if bad.size:
+                out.append(Misfit("|(sin_decay, cos_decay)|", "the decay vector's length",
+                                  float(bad[0]) / u, round(float(bad[0]), 1), bad.size,
+                                  length.size, f"[0, {hi}/{u}]"))
+        return out
+
+    @property
+    def message_range(self) -> tuple[int, int]:
+        """Smallest and largest graded-message integer (signed ``message_bits``)."""
+        half = 1 << (self.message_bits - 1)
+        return -half, half - 1
+
     def holds_delay_on(self, synapse_op: str) -> bool:
         """Whether a layer of this synapse op can carry an axonal delay."""
         return self.delay_synapses is None or synapse_op in self.delay_synapses
@@ -104,6 +166,10 @@ LOIHI2 = Target(
                        "axon.delta", "dendrite.sigma"}),
     delay_synapses=frozenset({"synapse.dense"}),
     lava_layers=True,
+    message_bits=16,  # netx's SDNN messages, not the chip's 24 (see Target.message_bits)
+    decay_field_range=(0, 4095),
+    decay_fields=(("current_decay", "du", -1), ("voltage_decay", "dv", 0),
+                  ("sin_decay", "sin_decay", 0), ("cos_decay", "cos_decay", 0)),
 )
 SLAYERC = Target(name="slayerc", max_delay=None)
 TARGETS: dict[str, Target] = {"loihi2": LOIHI2, "slayerc": SLAYERC}

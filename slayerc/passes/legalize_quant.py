@@ -24,7 +24,8 @@ Neurons: decays are rounded to ``1/4096`` (clamped to [0, 1]; sin/cos to [-1, 1]
 are a :class:`PassError` naming node and value.
 
 The report gives per weighted synapse its exponent and the largest and RMS error of the
-effective weights (``m·2/64·2^e − w``, slayer units); see :func:`layer_errors`.
+effective weights (``m·2/64·2^e − w``, slayer units); see :func:`layer_errors`.  It warns (not
+an error: Lava's Python simulation runs them) about decays the target's chip fields cannot hold.
 
 Before::
 
@@ -49,7 +50,7 @@ from slayerc.errors import PassError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.ir.target import TARGETS, Target
-from slayerc.passes.report import Note, Report, note
+from slayerc.passes.report import Note, Report, note, warning
 from slayerc.passes.rewrite import Rewriter
 
 NAME = "legalize-quant"
@@ -95,6 +96,8 @@ def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]
         values.update({f"{name}.exp": e, f"{name}.max_err": max_err, f"{name}.rms_err": rms})
         notes.append(note(f"{g[name].describe()}: exponent {e:+d}, weight error max "
                           f"{max_err:.3g}, rms {rms:.3g}"))
+    notes += [warning(text) for node in out if target.holds_neuron(node.OP)
+              for text in _field_problems(out, node, target)]
     return out, Report(NAME, tuple(notes), values)
 
 
@@ -279,3 +282,18 @@ def _on_grid(rw: Rewriter, node: Op, attr: str, value: float | ParamRef, unit: i
         return rw.put(value, f"{node.name}.{attr}", q.astype(dtype if dtype.kind == "f"
                                                               else np.float32))
     return float(q)
+
+
+def _field_problems(g: Graph, node: Op, target: Target) -> list[str]:
+    """Why the target's chip cannot hold a decay of ``node`` (as its loader maps it)."""
+    decays = {a: g.param(v) if isinstance(v, ParamRef) else v for a in DECAYS + SIGNED_DECAYS
+              if (v := getattr(node, a, None)) is not None}
+    return [f"{node.describe()}: {m.attr} {m.value:g} loads as {m.field} = {m.field_value:g} "
+            f"({m.count} of {m.size} entries), outside the chip's unsigned decay field "
+            f"{list(target.decay_field_range or ())}{_MEANING.get(m.attr, '')}; Lava's Python "
+            f"simulation runs it, the chip cannot: for hardware keep it in {m.fits}"
+            for m in target.decay_misfits(decays)]
+
+_MEANING = {"current_decay": " (0: the current never decays; the slowest the chip holds is du 0)",
+            "voltage_decay": " (1: v does not carry over; lava-dl writes it for default neurons)",
+            "|(sin_decay, cos_decay)|": " (the resonator does not decay; slayer shortens it)"}

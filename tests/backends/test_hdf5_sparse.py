@@ -160,3 +160,58 @@ def test_csr_on_a_pool_layer_is_refused(tmp_path: Path) -> None:
             f[f"layer/{k}/weight_csr/{key}"] = v
     with pytest.raises(BackendError, match=rf"layer/{k}: key 'weight_csr': only"):
         hdf5.read(path, input_shape=input_shape(ref))
+
+
+# ------------------------------------------------------------------------- format version
+
+
+def _version(path: Path) -> int | None:
+    with h5py.File(path, "r") as f:
+        return int(f["format_version"][()]) if "format_version" in f else None
+
+
+def test_csr_files_carry_version_2_and_loihi2_files_stay_at_1(tmp_path: Path) -> None:
+    g = _marked(hdf5.read(_ref("cuba_dense")), ("layer0_syn",))
+    hdf5.write(g, tmp_path / "csr.net", target="slayerc")
+    hdf5.write(g, tmp_path / "l2.net")  # loihi2: plain weights, what netx (and old slayerc) read
+    plain = g.replace(nodes=[n.replace(sparse=False) if n.name == "layer0_syn" else n for n in g])
+    hdf5.write(plain, tmp_path / "plain.net", target="slayerc")
+    assert _version(tmp_path / "csr.net") == hdf5.FORMAT_VERSION == schema.CSR_VERSION == 2
+    assert _version(tmp_path / "l2.net") == _version(tmp_path / "plain.net") == 1
+    assert_same_datasets(tmp_path / "l2.net", tmp_path / "plain.net")
+
+
+def test_a_reader_before_csr_refuses_a_csr_file(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _sparse_file(tmp_path)
+    hdf5.write(hdf5.read(_ref("cuba_dense")), tmp_path / "l2.net")
+    monkeypatch.setattr(schema, "FORMAT_VERSION", 1)  # what slayerc before the bump checks
+    with pytest.raises(BackendError, match=rf"^{re.escape(str(path))}: key 'format_version': 2 "
+                       r"is newer than this slayerc reads \(versions up to 1\); upgrade"):
+        hdf5.read(path)
+    hdf5.read(tmp_path / "l2.net")  # loihi2 output is unaffected
+
+
+@pytest.mark.parametrize("version", [None, 0, 1])
+def test_older_versions_still_read(tmp_path: Path, version: int | None) -> None:
+    # version 1 (and earlier, or none: lava-dl's files) with plain weights, and a version-1 file
+    # holding CSR layers (written before the bump) all read the same graph
+    for path in (tmp_path / "plain.net", _sparse_file(tmp_path)):
+        if path.name == "plain.net":
+            hdf5.write(hdf5.read(_ref("cuba_dense")), path, target="slayerc")
+        want = hdf5.read(path)
+        with h5py.File(path, "r+") as f:
+            del f["format_version"]
+            if version is not None:
+                f["format_version"] = np.int64(version)
+        assert hdf5.read(path) == want
+
+
+def test_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = _sparse_file(tmp_path)
+    with h5py.File(path, "r+") as f:
+        f["format_version"][()] = np.int64(3)
+    with pytest.raises(BackendError, match=rf"^{re.escape(str(path))}: key 'format_version': 3 "
+                       r"is newer than this slayerc reads \(versions up to 2\); upgrade "
+                       "slayerc"):
+        hdf5.read(path)

@@ -341,6 +341,8 @@ def _layers(tree: dict, where: Where) -> list[tuple[str, dict]]:
 
 
 def _check_version(tree: dict, where: Where) -> None:
+    """Refuse files newer than :data:`schema.FORMAT_VERSION`; every older one reads (lava-dl's
+    files have no version; version-1 files written before the bump may hold CSR layers too)."""
     v = tree.get("format_version")
     if v is None:
         return
@@ -349,7 +351,7 @@ def _check_version(tree: dict, where: Where) -> None:
     version = int(s.as_int(v, "format_version", where, ((),), 0, 1 << 31))
     if version > s.FORMAT_VERSION:
         raise where.error("format_version", f"{version} is newer than this slayerc reads "
-                          f"({s.FORMAT_VERSION}); upgrade slayerc")
+                          f"(versions up to {s.FORMAT_VERSION}); upgrade slayerc")
 
 
 def tree_to_graph(tree: dict, path: str, input_shape: tuple[int, ...] | None) -> Graph:

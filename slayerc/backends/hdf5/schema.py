@@ -16,8 +16,14 @@ from slayerc.errors import BackendError
 from slayerc.ir import ops
 from slayerc.ir.target import LOIHI2
 
-#: Version of the files slayerc writes (root dataset ``format_version``; netx never reads it).
-FORMAT_VERSION = 1
+#: Newest version of the files slayerc reads and writes (root dataset ``format_version``; netx
+#: never reads it).  1: every weight is a ``weight`` dataset, as lava-dl writes.  2: some layer
+#: stores its weight as ``weight_csr`` (target ``slayerc``), which a version-1 reader cannot read.
+#: A file gets the lowest version that describes it (:func:`version_of`), so loihi2 files and
+#: slayerc files without CSR stay version 1, readable by older slayerc.
+FORMAT_VERSION = 2
+#: The first version with ``weight_csr`` layers.
+CSR_VERSION = 2
 #: Units (file integer = IR value x unit): decays are 12-bit fractions, weights/thresholds x64.
 DECAY = 4096
 SCALE = "scale"  # the neuron's ``scale`` attribute (64 for every netlist slayerc reads)
@@ -230,6 +236,11 @@ def as_bool(v: np.ndarray, key: str, where: Where) -> bool:
 CSR_KINDS = frozenset({"dense", "dense_rec", "conv"})
 CSR = "weight_csr"
 CSR_LIMIT = 1 << 28  # most weight elements a CSR group may expand to
+
+
+def version_of(layers: dict[str, Any]) -> int:
+    """The ``format_version`` a file with these layer groups needs: 2 with CSR weights, else 1."""
+    return CSR_VERSION if any(CSR in grp for grp in layers.values()) else 1
 
 
 def to_csr(w: np.ndarray) -> dict[str, np.ndarray]:

@@ -438,4 +438,4 @@ def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
             raise BackendError(f"graph @{g.name} does not fit target loihi2:\n" +
                                "\n".join(f"  {p}" for p in problems)) if len(problems) > 1 \
                 else problems[0]
-    return {"format_version": np.int64(s.FORMAT_VERSION), "layer": groups}
+    return {"format_version": np.int64(s.version_of(groups)), "layer": groups}

@@ -16,6 +16,7 @@ import numpy as np
 
 from slayerc.errors import SlayerError
 from slayerc.ir.core import Graph
+from slayerc.ir.target import Target
 from slayerc.runtime.fixed.simulator import layer_nodes, simulate
 
 
@@ -46,18 +47,21 @@ def _shape_from(x: Any) -> tuple[int, ...] | None:
 
 
 def run_netlist(path: str | os.PathLike, x: Any, steps: int | None = None,
-                all_layers: bool = False, input_shape: tuple[int, ...] | None = None
+                all_layers: bool = False, input_shape: tuple[int, ...] | None = None,
+                target: str | Target | None = "loihi2"
                 ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """Simulate the netlist at ``path`` on ``x`` (slayer layout, optionally batched).
 
     Returns the int32 output ``[N?, out..., T]``; with ``all_layers`` also a dict ``layerK`` →
     output of the K-th netx layer (flatten not counted), as ``netx_run.py --all-layers`` records.
     ``input_shape`` (C, H, W) is needed only for a conv netlist without input layer, and is taken
-    from ``x`` when not given.
+    from ``x`` when not given.  Graded messages must fit ``target``'s message bits (see
+    :func:`~slayerc.runtime.fixed.simulator.simulate`): ``"loihi2"`` (16 bits, what netx
+    configures), ``"slayerc"`` (24) or None (no check).
     """
     g = _load_for(path, x, input_shape)
     layers = layer_nodes(g)
-    res = simulate(g, x, steps=steps, record=layers if all_layers else None)
+    res = simulate(g, x, steps=steps, record=layers if all_layers else None, target=target)
     out = res[g.outputs[0].name]
     if not all_layers:
         return out

@@ -7,6 +7,14 @@ over ``N`` and the neurons), so Python runs one loop per neuron layer and nothin
 A recurrent component (``dense_rec``) is stepped: per step its delaying nodes first emit what
 they hold, then the other members run in dataflow order, then the delaying nodes take their new
 input.  Every failure is re-raised naming the node being run.
+
+Graded messages (graded CUBA/ALIF/RF payloads, sigma-delta and delta messages: the outputs in
+units of 2^-12, Lava's ``s_out`` integers) must fit the target's signed ``message_bits`` (16 for
+``loihi2``: netx's SDNN setting; 24 for ``slayerc``).  They depend on the data, so this is
+checked as the simulation runs: the first message that does not fit raises
+:class:`RuntimeSimError` naming the node, the step, the value and the limit.  Lava's Python
+simulation does not truncate messages, so without the check the output would still match
+Lava's, but not the chip's.
 """
 
 from __future__ import annotations
@@ -20,9 +28,19 @@ import numpy as np
 from slayerc.errors import RuntimeSimError, SlayerError
 from slayerc.ir.analysis import to_nx, topo_order
 from slayerc.ir.core import Graph, Op
-from slayerc.runtime.fixed.kernels import Delayed, Kernel, Sig, joint_dense_weights, make_kernel
+from slayerc.ir.target import TARGETS, Target
+from slayerc.runtime.fixed.kernels import (
+    Delayed,
+    Kernel,
+    Neuron,
+    Sig,
+    joint_dense_weights,
+    make_kernel,
+)
 from slayerc.runtime.fixed.neurons import NEURONS
 
+MESSAGE_EXP = 12
+"""Graded messages are integers in units of 2^-12 slayer units (``docs/fixed-point.md``)."""
 LAYER_OPS = frozenset(NEURONS) | {"synapse.dense"}
 """Ops whose output is a netlist layer's output (a dense layer without neuron is its synapse)."""
 
@@ -122,12 +140,44 @@ def _kernels(g: Graph) -> dict[str, Kernel]:
     return kernels
 
 
+def _target(target: str | Target | None) -> Target | None:
+    if target is None or isinstance(target, Target):
+        return target
+    if target not in TARGETS:
+        raise RuntimeSimError(f"unknown target {target!r}; known targets: {', '.join(TARGETS)}")
+    return TARGETS[target]
+
+
+def _messengers(kernels: dict[str, Kernel]) -> frozenset[str]:
+    """Nodes whose output is graded messages (2^-12 units): graded neurons, (sigma-)delta."""
+    return frozenset(name for name, k in kernels.items()
+                     if isinstance(k, Neuron) and k.k.out_exp == MESSAGE_EXP)
+
+
+def check_messages(node: Op, arr: np.ndarray, target: Target) -> None:
+    """Raise :class:`RuntimeSimError` at the first entry of ``arr`` (``[T, N, *shape]``
+    message integers) that does not fit the target's signed ``message_bits``."""
+    lo, hi = target.message_range
+    if not arr.size or (float(arr.max()) <= hi and float(arr.min()) >= lo):
+        return
+    t, n, *idx = (int(i) for i in np.argwhere((arr > hi) | (arr < lo))[0])
+    v = int(arr[(t, n, *idx)])
+    raise RuntimeSimError(
+        f"{node.describe()}: step {t}: graded message {v} (= {v / (1 << MESSAGE_EXP):g} in "
+        f"slayer units; sample {n}, neuron {tuple(idx)}) does not fit the {target.message_bits}"
+        f"-bit messages of target {target.name} ([{lo}, {hi}] in units of 2^-{MESSAGE_EXP}); "
+        "the chip's synapses would misread it (Lava's Python simulation does not check): "
+        "make this layer's messages smaller (scale the weights into it down and those out of "
+        "it up), or simulate for a target with more message bits")
+
+
 class _Run:
     """One simulation: kernels, values, the step loop of recurrent components."""
 
     def __init__(self, g: Graph, data: dict[str, np.ndarray], kernels: dict[str, Kernel],
-                 units: list[list[str]]):
+                 units: list[list[str]], checks: tuple[Target | None, frozenset[str]]):
         self.g, self.data, self.kernels, self.units = g, data, kernels, units
+        self.target, self.messengers = checks
         self.steps, self.n = next(iter(data.values())).shape[:2]
         self.values: dict[str, Sig] = {k: Sig(v, None, None) for k, v in data.items()}
 
@@ -141,6 +191,8 @@ class _Run:
                 self.values[node.name] = self._sequence(node)
             else:
                 self._stepped(unit)
+            for m in self.messengers.intersection(unit) if self.target else ():
+                check_messages(self.g[m], self.values[m].re, self.target)
         return self.values
 
     def _sequence(self, node: Op) -> Sig:
@@ -219,27 +271,32 @@ def _record_names(g: Graph, record: str | Iterable[str] | None) -> list[str]:
 class Simulator:
     """A graph prepared once for many fixed-point runs (weights, kernels, schedule).
 
-    ``Simulator(g).run(x, ...)`` equals ``simulate(g, x, ...)``; preparing once saves the
-    per-call weight preparation when the same network runs on many inputs.
+    ``Simulator(g, target).run(x, ...)`` equals ``simulate(g, x, ..., target=target)``;
+    preparing once saves the per-call weight preparation when the same network runs on many
+    inputs.
     """
 
-    def __init__(self, g: Graph):
+    def __init__(self, g: Graph, target: str | Target | None = "loihi2"):
         _check_shapes(g)
         self.g = g
+        self.target = _target(target)
         self.kernels = _kernels(g)
         self.units = list(_units(g))
+        self.messengers = _messengers(self.kernels)
 
     def run(self, x: Any, steps: int | None = None,
             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Run on ``x``; see :func:`simulate`."""
         data, batched = _inputs(self.g, x, steps)
         names = [n.name for n in self.g.outputs] + _record_names(self.g, record)
-        values = _Run(self.g, data, self.kernels, self.units).run()
+        checks = (self.target, self.messengers)
+        values = _Run(self.g, data, self.kernels, self.units, checks).run()
         return {name: _export(values[name], batched) for name in dict.fromkeys(names)}
 
 
 def simulate(g: Graph, x: Any, steps: int | None = None,
-             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
+             record: str | Iterable[str] | None = None,
+             target: str | Target | None = "loihi2") -> dict[str, np.ndarray]:
     """Run ``g`` bit-accurately in fixed point on ``x``; return int32 arrays by node name.
 
     ``x``: slayer layout, ``[C(,H,W), T]`` or batched ``[N, C(,H,W), T]`` (numpy or torch), in
@@ -249,5 +306,7 @@ def simulate(g: Graph, x: Any, steps: int | None = None,
     its output, time last, batch axis only if ``x`` had one.  Spikes are 0/1, graded payloads and
     sigma-delta messages are integers in units of 2**-12, sigma outputs 2**-18, synaptic
     currents 2**-6 (spikes in) or 2**-18 (messages in); see ``docs/fixed-point.md``.
+    Every graded message must fit ``target``'s ``message_bits`` (a name or a
+    :class:`~slayerc.ir.target.Target`; None skips the check), else :class:`RuntimeSimError`.
     """
-    return Simulator(g).run(x, steps, record)
+    return Simulator(g, target).run(x, steps, record)

@@ -133,7 +133,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         values = {k: v for r in pm.reports if r.pass_name == "legalize-quant"
                   for k, v in r.values.items()}
         report = quant_report(traced, g, x.float(), values, _latency(pm),
-                              pm.inputs.get("legalize-quant"))
+                              pm.inputs.get("legalize-quant"), target=args.target)
         print(report.table(), file=sys.stderr)
     steps("passes done")
     save(g, args.output, target=args.target)
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     x = _load_npy(args.input)
     got = run_netlist(args.netlist, x, steps=args.steps, all_layers=bool(args.all_layers),
-                      input_shape=args.input_shape)
+                      input_shape=args.input_shape, target=args.target)
     out, layers = got if args.all_layers else (got, None)
     _save_atomic(args.output, lambda f: np.save(f, out))
     if layers is not None:
@@ -309,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-layers", metavar="LAYERS.npz",
                    help="also write every layer's output (keys layer0, layer1, ...)")
     s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
+    s.add_argument("--target", default="loihi2", choices=("loihi2", "slayerc"),
+                   help="graded-message width to enforce: loihi2 16 bits (netx's SDNN "
+                   "setting, default), slayerc 24")
     s.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     s.set_defaults(func=cmd_run)
     return p

@@ -90,8 +90,8 @@ def latencies(values: Mapping[str, float]) -> dict[str, int]:
 
 
 def spike_agreement(g_float: Graph, g_fixed: Graph, x: Any,
-                    latency: Mapping[str, int] | None = None) -> tuple[dict[str, float],
-                                                                       dict[str, int]]:
+                    latency: Mapping[str, int] | None = None,
+                    target: str | None = "loihi2") -> tuple[dict[str, float], dict[str, int]]:
     """Per neuron node in both graphs: fraction of equal output entries, and the entry count.
 
     ``latency[name]`` steps (from ``legalize-layers``) are how much later ``g_fixed`` produces
@@ -109,7 +109,7 @@ def spike_agreement(g_float: Graph, g_fixed: Graph, x: Any,
     steps = xs.shape[-1]
     if lead:
         xs = np.concatenate([xs, np.zeros((*xs.shape[:-1], lead), xs.dtype)], axis=-1)
-    fixed = simulate(g_fixed, xs, record=names)
+    fixed = simulate(g_fixed, xs, record=names, target=target)
     agree, count = {}, {}
     for n in names:
         a = np.asarray(floats[out_name[n]].detach().cpu().numpy())
@@ -124,19 +124,20 @@ def spike_agreement(g_float: Graph, g_fixed: Graph, x: Any,
 def quant_report(g_float: Graph, g_fixed: Graph, x: Any,
                  weights: Mapping[str, float] | None = None,
                  latency: Mapping[str, int] | None = None,
-                 g_legal: Graph | None = None) -> QuantReport:
+                 g_legal: Graph | None = None, target: str | None = "loihi2") -> QuantReport:
     """Spike agreement of ``g_fixed`` (fixed point) with ``g_float`` (float) on ``x``.
 
     ``weights``: ``legalize-quant``'s report values; ``latency``: per node, the steps
     ``legalize-layers`` added (:func:`latencies` reads them from its report values);
     ``g_legal``: the graph before ``legalize-quant``, for the quantization-only column (run on
-    ``x`` with ``max(latency)`` zero steps appended, the fixed-point run's length).
+    ``x`` with ``max(latency)`` zero steps appended, the fixed-point run's length);
+    ``target``: whose graded-message width the fixed-point run enforces (None: none).
     """
-    agree, count = spike_agreement(g_float, g_fixed, x, latency)
+    agree, count = spike_agreement(g_float, g_fixed, x, latency, target)
     quant: dict[str, float] = {}
     if g_legal is not None:
         lead = max([0, *(latency or {}).values()])
         xs = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
         xs = np.concatenate([xs, np.zeros((*xs.shape[:-1], lead), xs.dtype)], axis=-1)
-        quant = spike_agreement(g_legal, g_fixed, torch.from_numpy(xs))[0]
+        quant = spike_agreement(g_legal, g_fixed, torch.from_numpy(xs), target=target)[0]
     return QuantReport(agree, count, dict(weights or {}), quant)

@@ -5,7 +5,8 @@ As in lava-dl, ``slayer.utils.quantize`` is the quantize *function*; the module 
 """
 
 from . import time
+from .assistant import Assistant
 from .quantize import quantize
 from .stats import LearningStat, LearningStats
 
-__all__ = ["time", "quantize", "LearningStat", "LearningStats"]
+__all__ = ["time", "quantize", "Assistant", "LearningStat", "LearningStats"]

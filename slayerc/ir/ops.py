@@ -44,6 +44,28 @@ def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def pool_is_per_channel(c: int, h: int, k: int, s: int, p: int, d: int) -> bool:
+    """Whether slayer's pool over ``c`` channels reads only rows of one channel per window.
+
+    lava-dl (and so slayerc's runtimes) pools the channels stacked as one image of
+    ``c·(h + h mod k)`` rows.  That is the per-channel pool :class:`Pool` means only when, for
+    every output row and kernel tap, the stacked image's row is the same row of the same channel
+    (or a zero: padding, remainder); checked row by row.  True for one channel, or without
+    vertical padding when the stride is at least the window extent and divides ``h + h mod k``.
+    """
+    hp = h + h % k
+    n = _conv_out(hp, k, s, p, d)
+    if _conv_out(c * hp, k, s, p, d) != c * n:
+        return False
+    r, t = np.arange(c * n)[:, None], np.arange(k)[None, :]
+    q = r * s - p + t * d  # row of the stacked image
+    i = (r % n) * s - p + t * d  # row of channel r // n
+    data_q = (q >= 0) & (q < c * hp) & (q % hp < h)  # a data row, not padding or remainder
+    data_i = (i >= 0) & (i < h)
+    same = (q // hp == r // n) & (q % hp == i)
+    return bool(np.all((data_q == data_i) & (~data_q | same)))
+
+
 def _convt_out(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n - 1) * s - 2 * p + d * (k - 1) + 1
 
@@ -289,7 +311,9 @@ class Pool(_Windowed):
 
     Each channel is zero-padded at the bottom/right by ``H mod kH`` rows and ``W mod kW`` columns
     (the remainder, as lava-dl does), then ``y[t] = conv2d(x_c[t], W)`` with the given stride.
-    ``stride`` defaults to the kernel size when built by the frontend.
+    ``stride`` defaults to the kernel size when built by the frontend.  lava-dl computes it on
+    the channels stacked into one tall image; geometries where a window would then read two
+    channels are refused by shape inference (:func:`pool_is_per_channel`).
     """
 
     OP: ClassVar[str] = "synapse.pool"
@@ -304,6 +328,13 @@ class Pool(_Windowed):
         hw = [_conv_out(x[i + 1] + x[i + 1] % k[i], k[i], s[i], p[i], d[i]) for i in range(2)]
         if min(hw) < 1:
             raise ShapeProblem(f"pool kernel {list(k)} does not fit the input {list(x)}")
+        if not pool_is_per_channel(x[0], x[1], k[0], s[0], p[0], d[0]):
+            raise ShapeProblem(
+                f"pool windows over input {list(x)} (kernel {k[0]}, stride {s[0]}, padding "
+                f"{p[0]}, dilation {d[0]} in height) read rows of two channels: lava-dl's pool "
+                "stacks the channels into one image, which is no per-channel pool here; use "
+                "no vertical padding and a stride at least the kernel extent that divides the "
+                "padded height")
         return (x[0], hw[0], hw[1]), self._out_dtype(dtype)
 
     def check(self, g: Graph) -> Iterator[str]:

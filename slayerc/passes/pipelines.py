@@ -22,6 +22,8 @@ def default_pipeline(target: str = "loihi2") -> str:
         "canonicalize",
         # masks into weights, dead neurons out: the chip pays for every synapse and neuron
         "sparsify-masks",
+        # a sum pool the netlist cannot hold becomes the depthwise conv it equals
+        f"lower-pool{{target={target}}}",
         # Lava's layer form: one step held per synapse, biases on the neuron (netx has no
         # synapse bias); reports the latency this adds and where it is not exact
         *(["legalize-layers"] if TARGETS[target].lava_layers else []),

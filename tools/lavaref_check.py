@@ -9,7 +9,10 @@ ConvSNN example, this writes a netlist with slayerc (for target loihi2), runs it
     python tools/lavaref_check.py [--lavaref /opt/lavaref] [--shared ../shared]
 
 Cases: ``read`` = lava-dl's .net read into the IR and written again; ``trace`` = the lava-dl
-model rebuilt with slayerc.slayer, traced and written.  This is a development check, not a test.
+model rebuilt with slayerc.slayer, traced and written; ``lower`` = a model with slayer Pool
+blocks (netx has no ``pool`` layer), traced, run through ``lower-pool`` and written;
+``compile`` = traced and run through the loihi2 default pipeline (``legalize-layers``: biases,
+one step per synapse).  This is a development check, not a test.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 LAVA_CASES = ["cuba_dense", "cuba_input", "cuba_conv", "cuba_delay", "cuba_rec", "rf", "rf_iz",
               "sdnn_dense", "sdnn_conv"]
+#: Cases with pool blocks: no Lava output stored (lava-dl's own netlist has a ``pool`` layer).
+POOL_CASES = ["cuba_conv_pool", "sdnn_pool"]
+LOWER = "shape-infer,lower-pool{target=loihi2}"
 
 
 def _traced(ref: Path, case: str):
@@ -89,7 +95,20 @@ def main() -> int:
                      ref / f"{case}.input.npy", x.shape[-1]))
         jobs.append((f"trace {case}", lambda c=case: _traced(ref, c), ref / f"{case}.input.npy",
                      x.shape[-1]))
+    for case in POOL_CASES:
+        x = np.load(ref / f"{case}.input.npy")
+        jobs.append((f"lower {case}", lambda c=case: _lowered(_traced(ref, c)),
+                     ref / f"{case}.input.npy", x.shape[-1]))
     jobs.append(("trace examples/models.py:ConvSNN", _convsnn,
+                 ROOT / "examples" / "spikes_2x16x16.npy", 40))
+    nmnist_in = tmp / "nmnist_2x34x34.npy"  # pools with remainders (34 mod 4, 9 mod 2, 5 mod 2)
+    np.save(nmnist_in, (np.random.default_rng(5).random((2, 34, 34, 25)) < 0.15).astype(
+        np.float32))
+    jobs.append(("lower examples/models.py:NMNISTNet", _nmnist, nmnist_in, 25))
+    norm = ref / "cuba_norm.input.npy"  # mean-only norm biases: Lava's bias head-start
+    jobs.append(("compile cuba_norm", lambda: _compiled(_traced(ref, "cuba_norm")), norm,
+                 np.load(norm).shape[-1]))
+    jobs.append(("compile examples/models.py:TorchCNN", _torch_cnn,
                  ROOT / "examples" / "spikes_2x16x16.npy", 40))
     failed = 0
     for name, make, inp, steps in jobs:
@@ -115,6 +134,41 @@ def _convsnn():
     from slayerc.frontend.trace import trace
 
     return trace(models.ConvSNN(), torch.zeros(1, 2, 16, 16, 40))
+
+
+def _lowered(g):
+    from slayerc.passes import PassManager
+
+    return PassManager.from_string(LOWER).run(g)
+
+
+def _compiled(g):
+    """``g`` through the loihi2 default pipeline (what ``slayerc compile`` runs)."""
+    from slayerc.passes import PassManager
+    from slayerc.passes.pipelines import default_pipeline
+
+    return PassManager.from_string(default_pipeline("loihi2")).run(g)
+
+
+def _nmnist():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import models
+
+    from slayerc.frontend.trace import trace
+
+    torch.manual_seed(0)  # its blocks carry conv delays: the whole pipeline (legalize-delay)
+    return _compiled(trace(models.NMNISTNet(), torch.zeros(1, 2, 34, 34, 25)))
+
+
+def _torch_cnn():
+    """A plain torch CNN with BatchNorm (folded biases) feeding slayer neurons."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import models
+
+    from slayerc.frontend.trace import trace
+
+    torch.manual_seed(0)
+    return _compiled(trace(models.TorchCNN().eval(), torch.zeros(1, 2, 16, 16, 40)))
 
 
 if __name__ == "__main__":

@@ -176,9 +176,14 @@ def _chain(g: Graph) -> list[Op] | None:
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         return None
     order = {name: i for i, name in enumerate(g.nodes)}
+    forward: dict[str, list[Op]] = {}
+    for user in g:
+        for src in dict.fromkeys(user.inputs):
+            if order[user.name] > order[src]:
+                forward.setdefault(src, []).append(user)
     node, chain = g.inputs[0], [g.inputs[0]]
     while node.OP != "io.output":
-        users = [u for u in g.users(node.name) if order[u.name] > order[node.name]]
+        users = forward.get(node.name, [])
         if len(users) != 1:
             return None
         node = users[0]

@@ -89,36 +89,20 @@ def latencies(values: Mapping[str, float]) -> dict[str, int]:
     return {k[: -len(".latency")]: int(v) for k, v in values.items() if k.endswith(".latency")}
 
 
-def spike_agreement(g_float: Graph, g_fixed: Graph, x: Any,
-                    latency: Mapping[str, int] | None = None,
-                    target: str | None = "loihi2") -> tuple[dict[str, float], dict[str, int]]:
-    """Per neuron node in both graphs: fraction of equal output entries, and the entry count.
+def _floats(g: Graph, names: list[str], x: torch.Tensor) -> dict[str, np.ndarray]:
+    """The float interpreter's output of each named node of ``g`` on ``x``."""
+    rec, out_name = _recording(g, names)
+    got = interpret(rec, x)
+    got = got if isinstance(got, dict) else {out_name[names[0]]: got}
+    return {n: got[out_name[n]].detach().cpu().numpy() for n in names}
 
-    ``latency[name]`` steps (from ``legalize-layers``) are how much later ``g_fixed`` produces
-    that node's output: the fixed-point run gets that many extra zero steps at the end, and its
-    steps ``L .. L+T-1`` are compared with the float steps ``0 .. T-1``.
-    """
-    latency = dict(latency or {})
-    names = [n.name for n in g_fixed if n.OP in ops.NEURON_OPS and n.name in g_float.nodes
-             and g_float[n.name].OP == n.OP]
-    rec, out_name = _recording(g_float, names)
-    floats = interpret(rec, x)
-    floats = floats if isinstance(floats, dict) else {out_name[names[0]]: floats}
-    lead = max([0, *(latency.get(n, 0) for n in names)])
-    xs = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-    steps = xs.shape[-1]
-    if lead:
-        xs = np.concatenate([xs, np.zeros((*xs.shape[:-1], lead), xs.dtype)], axis=-1)
-    fixed = simulate(g_fixed, xs, record=names, target=target)
-    agree, count = {}, {}
-    for n in names:
-        a = np.asarray(floats[out_name[n]].detach().cpu().numpy())
-        lat = latency.get(n, 0)
-        b = np.asarray(fixed[n])[..., max(lat, 0): max(lat, 0) + steps]
-        if lat < 0:  # earlier than the model: its first steps have no float counterpart
-            a, b = a[..., -lat:], b[..., : steps + lat]
-        agree[n], count[n] = float(np.mean(a == b)), int(a.size)
-    return agree, count
+
+def _agreement(a: np.ndarray, b: np.ndarray, lat: int, steps: int) -> tuple[float, int]:
+    """Equal fraction of float ``a`` and fixed ``b`` (whose output comes ``lat`` steps later)."""
+    b = b[..., max(lat, 0): max(lat, 0) + steps]
+    if lat < 0:  # earlier than the model: its first steps have no float counterpart
+        a, b = a[..., -lat:], b[..., : steps + lat]
+    return float(np.mean(a == b)), int(a.size)
 
 
 def quant_report(g_float: Graph, g_fixed: Graph, x: Any,
@@ -127,17 +111,28 @@ def quant_report(g_float: Graph, g_fixed: Graph, x: Any,
                  g_legal: Graph | None = None, target: str | None = "loihi2") -> QuantReport:
     """Spike agreement of ``g_fixed`` (fixed point) with ``g_float`` (float) on ``x``.
 
-    ``weights``: ``legalize-quant``'s report values; ``latency``: per node, the steps
-    ``legalize-layers`` added (:func:`latencies` reads them from its report values);
-    ``g_legal``: the graph before ``legalize-quant``, for the quantization-only column (run on
-    ``x`` with ``max(latency)`` zero steps appended, the fixed-point run's length);
-    ``target``: whose graded-message width the fixed-point run enforces (None: none).
+    Per neuron node in both graphs, the fraction of equal output entries.  ``weights``:
+    ``legalize-quant``'s report values; ``latency``: per node, how many steps later ``g_fixed``
+    produces its output (``legalize-layers``; :func:`latencies` reads them from its report
+    values): the fixed-point run gets ``max(latency)`` zero steps appended and its steps
+    ``L .. L+T-1`` are compared with the float steps ``0 .. T-1``.  ``g_legal``: the graph
+    before ``legalize-quant``, run in float on the same padded input as the fixed-point run, for
+    the quantization-only column.  ``target``: whose graded-message width the fixed-point run
+    enforces (None: none).
     """
-    agree, count = spike_agreement(g_float, g_fixed, x, latency, target)
+    latency = dict(latency or {})
+    names = [n.name for n in g_fixed if n.OP in ops.NEURON_OPS and n.name in g_float.nodes
+             and g_float[n.name].OP == n.OP]
+    x = torch.as_tensor(np.asarray(x.detach().cpu() if hasattr(x, "detach") else x))
+    steps, lead = x.shape[-1], max([0, *latency.values()])
+    padded = torch.cat([x, x.new_zeros((*x.shape[:-1], lead))], -1)
+    fixed = simulate(g_fixed, padded.numpy(), record=names, target=target)
+    floats = _floats(g_float, names, x)
+    agree, count = {}, {}
+    for n in names:
+        agree[n], count[n] = _agreement(floats[n], np.asarray(fixed[n]), latency.get(n, 0), steps)
     quant: dict[str, float] = {}
     if g_legal is not None:
-        lead = max([0, *(latency or {}).values()])
-        xs = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-        xs = np.concatenate([xs, np.zeros((*xs.shape[:-1], lead), xs.dtype)], axis=-1)
-        quant = spike_agreement(g_legal, g_fixed, torch.from_numpy(xs), target=target)[0]
+        same = _floats(g_legal, names, padded)
+        quant = {n: float(np.mean(same[n] == np.asarray(fixed[n]))) for n in names}
     return QuantReport(agree, count, dict(weights or {}), quant)

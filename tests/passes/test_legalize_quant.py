@@ -75,7 +75,7 @@ def test_float_trained_cnn_with_batchnorm_default_pipeline():
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.1, 0.1)
     model.eval()
-    x = (torch.rand(4, 2, 16, 16, 50, generator=torch.Generator().manual_seed(1)) < 0.2).float()
+    x = (torch.rand(4, 2, 16, 16, 200, generator=torch.Generator().manual_seed(1)) < 0.2).float()
     g = trace(model, x)
     pm = PassManager.from_string(default_pipeline("loihi2"))
     out = pm.run(g)
@@ -90,8 +90,9 @@ def test_float_trained_cnn_with_batchnorm_default_pipeline():
     # quantization alone: fixed point vs the float interpreter on the same (Lava-form) graph
     assert report.total_quant >= 0.99, report.table()
     # end to end vs the traced model: the folded BatchNorm biases on a decaying current become
-    # steady-state neuron biases (legalize-layers warns), which costs about 1 % here
-    assert 0.97 <= report.total < report.total_quant, report.table()
+    # steady-state neuron biases (legalize-layers warns); over 200 steps the transient costs
+    # about 0.3 % (over 50 steps about 1.4 %: 98.2 %)
+    assert 0.99 <= report.total < report.total_quant, report.table()
 
 
 # ------------------------------------------------------------------ chip decay fields (loihi2)

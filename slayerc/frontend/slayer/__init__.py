@@ -6,6 +6,7 @@ deliberately differs (each a lava-dl bug).
 """
 
 from . import (
+    auto,
     axon,
     block,
     classifier,
@@ -20,4 +21,5 @@ from . import (
 
 __all__ = [
     "neuron", "axon", "dendrite", "spike", "synapse", "block", "classifier", "loss", "io", "utils",
+    "auto",
 ]

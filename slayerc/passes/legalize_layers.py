@@ -34,7 +34,8 @@ The pass rewrites the graph into Lava's form and says what that costs:
 
 Chains with sigma-delta layers (the writer stores them without a step, as lava-dl does) and
 graphs that are not one chain are left as they are; a chain that needs new steps but carries
-axonal delays is left too, with a warning (moving a delay across a biased neuron is not exact).
+axonal delays, persistent (streaming) or multi-step shifts is left too, with a warning (moving
+those is not exact).  A KWTA's lateral input carries a bias (``q(b)``) and counts as one.
 
 Before (a torch Conv2d + BatchNorm2d, folded, feeding a cuba neuron)::
 
@@ -205,8 +206,14 @@ def _depths(chain: list[Op]) -> dict[str, int]:
 
 
 def _biased(g: Graph, node: Op) -> bool:
+    """A neuron with a bias, or fed a KWTA's lateral input (which carries ``q(b)``)."""
+    if node.OP not in ops.NEURON_OPS:
+        return False
     bias = getattr(node, "bias", None)
-    return node.OP in ops.NEURON_OPS and bias is not None and bool(np.any(g.value(bias)))
+    src = g.nodes.get(node.inputs[0]) if node.inputs else None
+    lateral = src is not None and src.OP == "tensor.add" and any(
+        g[i].OP == "synapse.kwta" for i in src.inputs)
+    return lateral or (bias is not None and bool(np.any(g.value(bias))))
 
 
 def _timing(rw: Rewriter, opts: Options, notes: list[Note], values: dict[str, float]) -> bool:
@@ -216,18 +223,19 @@ def _timing(rw: Rewriter, opts: Options, notes: list[Note], values: dict[str, fl
     if chain is None or any(n.OP in SDNN for n in chain):
         return True  # not a netlist chain, or stored without steps: the writer judges
     syns = [n for n in chain if n.OP in ops.SYNAPSE_OPS]
-    shifts = [n for n in chain if _movable(n)]
-    lava_form = all(_lead_shift(g, s) is not None for s in syns) and len(shifts) == len(syns)
+    steps = [n for n in chain if n.OP == "axon.shift" and n.steps == 1]  # type: ignore[attr-defined]
+    lava_form = all(_lead_shift(g, s) is not None for s in syns) and len(steps) == len(syns)
     biased = [n for n in chain if _biased(g, n)]
-    if not syns or lava_form or (len(shifts) >= len(syns) and not biased):
+    if not syns or lava_form or (len(steps) >= len(syns) and not biased):
         return True
-    delays = [n for n in chain if n.OP == "axon.delay"]
-    if delays:
-        notes.append(warning(f"{delays[0].describe()}: left the layer timing as it is: a layer "
+    fixed = [n for n in chain if n.OP == "axon.delay" or (n.OP == "axon.shift" and not _movable(n))]
+    if fixed:
+        notes.append(warning(f"{fixed[0].describe()}: left the layer timing as it is: a layer "
                              "lacks its one-step hold or a biased layer is not in Lava's form, "
-                             "and moving axonal delays with it is not supported; the netlist "
-                             "writer will name the layer"))
+                             "and moving it (an axonal delay, a persistent or multi-step shift) "
+                             "is not supported; the netlist writer will name the layer"))
         return False
+    shifts = [n for n in chain if _movable(n)]
     before = _depths(chain)
     _reshift(rw, shifts, syns)
     after_chain = _chain(rw.graph())
@@ -253,9 +261,9 @@ def _reshift(rw: Rewriter, shifts: list[Op], syns: list[Op]) -> None:
         rw.bypass(shift.name)
     for syn in syns:
         src = rw.nodes[rw.nodes[syn.name].inputs[0]]
-        _insert_before(rw, syn.name, ops.Shift(name=_fresh(rw, f"{syn.name}_hold"),
-                                               inputs=(src.name,), shape=src.shape,
-                                               dtype=src.dtype, loc=syn.loc))
+        rw.insert_before(syn.name, ops.Shift(name=rw.fresh_name(f"{syn.name}_hold"),
+                                             inputs=(src.name,), shape=src.shape,
+                                             dtype=src.dtype, loc=syn.loc))
 
 
 def _head_start(node: Op, lat: int, opts: Options, notes: list[Note]) -> None:
@@ -276,22 +284,5 @@ def _steps(lat: int) -> str:
 
 def _lead_shift(g: Graph, syn: Op) -> Op | None:
     src = g.nodes.get(syn.inputs[0]) if syn.inputs else None
-    return src if src is not None and _movable(src) else None
-
-
-def _fresh(rw: Rewriter, base: str) -> str:
-    name, i = base, 1
-    while name in rw.nodes:
-        name, i = f"{base}_{i}", i + 1
-    return name
-
-
-def _insert_before(rw: Rewriter, anchor: str, node: Op) -> None:
-    """Put ``node`` (reading the anchor's first input) right before ``anchor``."""
-    nodes: dict[str, Op] = {}
-    for key, n in rw.nodes.items():
-        if key == anchor:
-            nodes[node.name] = node
-            n = n.replace(inputs=(node.name, *n.inputs[1:]))
-        nodes[key] = n
-    rw.nodes = nodes
+    one = src is not None and src.OP == "axon.shift" and src.steps == 1  # type: ignore[attr-defined]
+    return src if one else None

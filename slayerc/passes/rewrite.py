@@ -43,6 +43,24 @@ class Rewriter:
             self.nodes[user.name] = user.replace(
                 inputs=tuple(src if i == name else i for i in user.inputs))
 
+    def fresh_name(self, base: str) -> str:
+        """``base``, or ``base_1``, ``base_2``…: the first name no node has."""
+        name, i = base, 1
+        while name in self.nodes:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def insert_before(self, anchor: str, node: Op) -> None:
+        """Put ``node`` (which reads the anchor's first input) right before ``anchor``, whose
+        first input becomes ``node``."""
+        nodes: dict[str, Op] = {}
+        for key, n in self.nodes.items():
+            if key == anchor:
+                nodes[node.name] = node
+                n = n.replace(inputs=(node.name, *n.inputs[1:]))
+            nodes[key] = n
+        self.nodes = nodes
+
     def array(self, ref: ParamRef | None) -> np.ndarray | None:
         """The array a reference points at (None for None)."""
         return None if ref is None else self.params[ref.name]

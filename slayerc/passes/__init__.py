@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "legalize-delay": "slayerc.passes.legalize_delay:run",
     "legalize-layers": "slayerc.passes.legalize_layers:run",
     "legalize-quant": "slayerc.passes.legalize_quant:run",
+    "lower-kwta": "slayerc.passes.lower_kwta:run",
     "lower-pool": "slayerc.passes.lower_pool:run",
     "shape-infer": "slayerc.passes.shape_infer:run",
     "sparsify-masks": "slayerc.passes.sparsify_masks:run",

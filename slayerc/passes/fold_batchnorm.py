@@ -37,7 +37,7 @@ import numpy as np
 
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.passes.report import Note, Report, note, warning
-from slayerc.passes.rewrite import Rewriter, channel_view, scaled
+from slayerc.passes.rewrite import Rewriter, channel_view, quantize_8bit, scaled
 
 NAME = "fold-batchnorm"
 SUMMARY = "fold norm.batch into the synapse before it, slayer's mean-only norms into a bias"
@@ -126,13 +126,6 @@ def _set_synapse(rw: Rewriter, syn: Op, w: np.ndarray, b: np.ndarray | None) -> 
     rw.nodes[syn.name] = syn.replace(
         weight=rw.put(syn.weight, f"{syn.name}.weight", w.astype(wdtype)),  # type: ignore
         bias=bias)
-
-
-def quantize_8bit(mean: np.ndarray, scale: int) -> np.ndarray:
-    """slayer's ``quantize_8bit`` in float32, as the interpreter and lava-dl compute it."""
-    step = np.float32(2.0 / scale)
-    q = np.round(mean.astype(np.float32) / step) * step
-    return np.clip(q, np.float32(-256.0 / scale), np.float32(254.0 / scale))
 
 
 def _bias_neuron(rw: Rewriter, norm: Op) -> Op | None:

@@ -22,6 +22,8 @@ def default_pipeline(target: str = "loihi2") -> str:
         "canonicalize",
         # masks into weights, dead neurons out: the chip pays for every synapse and neuron
         "sparsify-masks",
+        # a KWTA's fixed lateral weights as a dense synapse: a dense_rec layer
+        "lower-kwta",
         # a sum pool the netlist cannot hold becomes the depthwise conv it equals
         f"lower-pool{{target={target}}}",
         # Lava's layer form: one step held per synapse, biases on the neuron (netx has no

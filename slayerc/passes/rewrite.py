@@ -109,3 +109,10 @@ def scaled(a: np.ndarray, factor: float) -> np.ndarray:
 def channel_view(v: np.ndarray, ndim: int) -> np.ndarray:
     """A per-channel vector shaped to broadcast over an array with channels first."""
     return v.reshape(-1, *([1] * (ndim - 1)))
+
+
+def quantize_8bit(x: np.ndarray, scale: int) -> np.ndarray:
+    """slayer's ``quantize_8bit`` in float32, as the interpreter and lava-dl compute it."""
+    step = np.float32(2.0 / scale)
+    q = np.round(x.astype(np.float32) / step) * step
+    return np.clip(q, np.float32(-256.0 / scale), np.float32(254.0 / scale))

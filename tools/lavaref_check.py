@@ -110,6 +110,9 @@ def main() -> int:
                  np.load(norm).shape[-1]))
     jobs.append(("compile examples/models.py:TorchCNN", _torch_cnn,
                  ROOT / "examples" / "spikes_2x16x16.npy", 40))
+    kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
+    np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
+    jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
     failed = 0
     for name, make, inp, steps in jobs:
         net = tmp / (name.replace(" ", "_").replace("/", "_").replace(":", "_") + ".net")
@@ -158,6 +161,16 @@ def _nmnist():
 
     torch.manual_seed(0)  # its blocks carry conv delays: the whole pipeline (legalize-delay)
     return _compiled(trace(models.NMNISTNet(), torch.zeros(1, 2, 34, 34, 25)))
+
+
+def _recurrent_kwta():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import models
+
+    from slayerc.frontend.trace import trace
+
+    torch.manual_seed(0)
+    return _compiled(trace(models.RecurrentKWTA(), torch.zeros(1, 20, 30)))
 
 
 def _torch_cnn():

@@ -180,10 +180,11 @@ def generic(name: str = "generic", **bit_widths: Any) -> Target:
     return Target(name=name, **bit_widths)
 
 
-def get(name: str) -> Target:
-    """The registered target called ``name`` (raises ``KeyError`` naming the known ones)."""
+def get(name: str, error: type[Exception] = KeyError) -> Target:
+    """The registered target called ``name``; else raises ``error`` naming the known ones
+    (callers pass their own :class:`~slayerc.errors.SlayerError` subclass)."""
     if name not in TARGETS:
-        raise KeyError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
+        raise error(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
     return TARGETS[name]
 
 

@@ -51,7 +51,8 @@ import numpy as np
 from slayerc.errors import PassError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, Op, ParamRef
-from slayerc.ir.target import TARGETS, Target
+from slayerc.ir.target import Target
+from slayerc.ir.target import get as get_target
 from slayerc.passes.delay_moves import insert_after, move_to_dense
 from slayerc.passes.report import Note, Report, note
 from slayerc.passes.rewrite import Rewriter
@@ -83,11 +84,9 @@ def run(g: Graph, opts: Options = Options()) -> Graph:
 
 def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]:
     """:func:`run`, plus a note per changed delay."""
-    if opts.target not in TARGETS:
-        raise PassError(f"unknown target {opts.target!r}; known targets: {', '.join(TARGETS)}")
     if opts.max < 0:
         raise PassError(f"legalize-delay: max must be >= 0, got {opts.max}")
-    target, rw, notes = TARGETS[opts.target], Rewriter(g), []
+    target, rw, notes = get_target(opts.target, PassError), Rewriter(g), []
     delays = [n.name for n in g if n.OP == "axon.delay"]
     for name in delays:
         _floor(rw, name, notes)

@@ -49,7 +49,8 @@ import numpy as np
 from slayerc.errors import PassError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, Op, ParamRef
-from slayerc.ir.target import TARGETS, Target
+from slayerc.ir.target import Target
+from slayerc.ir.target import get as get_target
 from slayerc.passes.report import Note, Report, note, warning
 from slayerc.passes.rewrite import Rewriter
 
@@ -81,9 +82,7 @@ def run(g: Graph, opts: Options = Options()) -> Graph:
 def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]:
     """:func:`run`, plus per-layer exponent and weight errors (``values``: ``<node>.exp``,
     ``<node>.max_err``, ``<node>.rms_err``)."""
-    if opts.target not in TARGETS:
-        raise PassError(f"unknown target {opts.target!r}; known targets: {', '.join(TARGETS)}")
-    target, rw = TARGETS[opts.target], _Rewriter(g)
+    target, rw = get_target(opts.target, PassError), _Rewriter(g)
     for node in g:
         if node.OP in WEIGHTED:
             _synapse(rw, node, target, opts.scale_up)

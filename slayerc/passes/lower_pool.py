@@ -47,7 +47,7 @@ import numpy as np
 from slayerc.errors import PassError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, Op
-from slayerc.ir.target import TARGETS
+from slayerc.ir.target import get as get_target
 from slayerc.passes.report import Note, Report, note
 from slayerc.passes.rewrite import Rewriter
 
@@ -72,9 +72,7 @@ def run(g: Graph, opts: Options = Options()) -> Graph:
 
 def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]:
     """:func:`run`, plus a note per lowered pool."""
-    if opts.target not in TARGETS:
-        raise PassError(f"unknown target {opts.target!r}; known targets: {', '.join(TARGETS)}")
-    layers = TARGETS[opts.target].layers
+    layers = get_target(opts.target, PassError).layers
     if layers is None or "pool" in layers:
         return g, Report(NAME)
     rw, notes = Rewriter(g), []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from slayerc.errors import PassError
-from slayerc.ir.target import TARGETS
+from slayerc.ir.target import get as get_target
 
 
 def default_pipeline(target: str = "loihi2") -> str:
     """The default pass pipeline for ``target`` (``loihi2`` or ``slayerc``), as a string."""
-    if target not in TARGETS:
-        raise PassError(f"unknown target {target!r}; known targets: {', '.join(TARGETS)}")
-    max_delay = TARGETS[target].max_delay
+    spec = get_target(target, PassError)
+    max_delay = spec.max_delay
     steps = [
         # every pass below reads shapes (channels, features) to rewrite layers
         "shape-infer",
@@ -28,7 +27,7 @@ def default_pipeline(target: str = "loihi2") -> str:
         f"lower-pool{{target={target}}}",
         # Lava's layer form: one step held per synapse, biases on the neuron (netx has no
         # synapse bias); reports the latency this adds and where it is not exact
-        *(["legalize-layers"] if TARGETS[target].lava_layers else []),
+        *(["legalize-layers"] if spec.lava_layers else []),
         # whole steps, at most the target's maximum, only where the netlist holds them
         f"legalize-delay{{max={max_delay if max_delay is not None else 1 << 30},target={target}}}",
         # last: weights, decays, thresholds on the integer grid (relays are already on it)

@@ -419,8 +419,7 @@ def _stores_csr(layer: Layer, group: dict[str, Any]) -> bool:
 
 def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
     """The dict tree (see ``h5io.dump_tree``) of ``g`` as a netlist for ``target``."""
-    if target not in TARGETS:
-        raise BackendError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    ir_target.get(target, BackendError)
     try:
         g = verify(g if "shapes" in g.facts else shape_infer.run(g))
     except VerifyError as e:

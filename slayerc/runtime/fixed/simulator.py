@@ -28,7 +28,8 @@ import numpy as np
 from slayerc.errors import RuntimeSimError, SlayerError
 from slayerc.ir.analysis import to_nx, topo_order
 from slayerc.ir.core import Graph, Op
-from slayerc.ir.target import TARGETS, Target
+from slayerc.ir.target import Target
+from slayerc.ir.target import get as get_target
 from slayerc.runtime.fixed.kernels import (
     Delayed,
     Kernel,
@@ -143,9 +144,7 @@ def _kernels(g: Graph) -> dict[str, Kernel]:
 def _target(target: str | Target | None) -> Target | None:
     if target is None or isinstance(target, Target):
         return target
-    if target not in TARGETS:
-        raise RuntimeSimError(f"unknown target {target!r}; known targets: {', '.join(TARGETS)}")
-    return TARGETS[target]
+    return get_target(target, RuntimeSimError)
 
 
 def _messengers(kernels: dict[str, Kernel]) -> frozenset[str]:

@@ -110,6 +110,9 @@ def main() -> int:
                  np.load(norm).shape[-1]))
     jobs.append(("compile examples/models.py:TorchCNN", _torch_cnn,
                  ROOT / "examples" / "spikes_2x16x16.npy", 40))
+    long_in = tmp / "long_8.npy"  # a 150-step axonal delay split into relay layers
+    np.save(long_in, (np.random.default_rng(1).random((8, 260)) < 0.3).astype(np.float32))
+    jobs.append(("compile 150-step delay (legalize-delay)", _long_delay, long_in, 260))
     kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
     np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
     jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
@@ -161,6 +164,20 @@ def _nmnist():
 
     torch.manual_seed(0)  # its blocks carry conv delays: the whole pipeline (legalize-delay)
     return _compiled(trace(models.NMNISTNet(), torch.zeros(1, 2, 34, 34, 25)))
+
+
+def _long_delay():
+    """cuba Dense 8→6 with axonal delays up to 150 → Dense 6→4 (issue 6's acceptance case)."""
+    import slayerc.slayer as slayer
+    from slayerc.frontend.trace import trace
+
+    torch.manual_seed(0)
+    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}
+    net = torch.nn.Sequential(slayer.block.cuba.Dense(p, 8, 6, weight_scale=4, delay=True),
+                              slayer.block.cuba.Dense(p, 6, 4, weight_scale=4))
+    g = trace(net, torch.zeros(1, 8, 260))
+    delays = np.array([2, 30, 60, 100, 150, 149], np.float64)
+    return _compiled(g.replace(params={**g.params, "0.delay": delays}))
 
 
 def _recurrent_kwta():

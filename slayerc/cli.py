@@ -124,7 +124,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     g = trace(model, example)
     steps(f"traced {len(g)} nodes")
     traced = g
-    pipeline = default_pipeline(args.target) if args.passes is None else args.passes
+    netlist = str(args.output).endswith(".net")
+    pipeline = default_pipeline(args.target, netlist) if args.passes is None else args.passes
     pm = PassManager.from_string(pipeline, time_passes=args.time_passes)
     g = pm.run(g)
     _print_reports(pm, args.report)

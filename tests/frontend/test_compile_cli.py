@@ -91,3 +91,16 @@ def test_batchnorm_torch_model_compiles_to_loihi2_netlist_with_latency(tmp_path:
     assert "output latency: +3 steps" in run.stdout
     assert "bias head-start" in run.stderr and "= unquantized" in run.stderr
     assert (tmp_path / "cnn.net").exists()
+
+
+def test_slayerc_target_netlist_gets_netlist_layers_and_sir_keeps_the_models_timing(
+        tmp_path: Path) -> None:
+    common = [f"{MODELS}:TorchCNN", "--input-shape", "2,16,16", "--steps", "5", "--target",
+              "slayerc", "-q"]
+    run = _cli("compile", *common, "-o", "cnn.net", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    run = _cli("compile", *common, "-o", "cnn.sir", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    g = load(tmp_path / "cnn.sir")
+    assert not any(n.OP == "axon.shift" for n in g)  # no holds added: the model's timing
+    assert g["conv1"].bias is not None

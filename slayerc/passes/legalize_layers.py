@@ -13,12 +13,13 @@ The pass rewrites the graph into Lava's form and says what that costs:
 
 1. **Synapse bias → neuron bias.**  A bias ``b`` on the synapse feeding a ``neuron.cuba``/
    ``neuron.alif`` (directly or through a recurrent ``tensor.add``) adds ``b`` to the current
-   every step.  With ``current_decay`` 1 the current is the input itself, so ``b`` becomes the
-   neuron's bias exactly.  Otherwise it becomes ``b/αu``, the current's steady-state share of
-   the bias, which the float model only reaches after a few ``1/αu`` steps: a warning naming
-   the node (a :class:`PassError` with ``exact=true``).  With ``current_decay`` 0 (the bias
-   grows without bound) or any other consumer the bias stays, with a warning (the writer
-   refuses it; a ``.sir`` keeps it).
+   every step.  An ALIF neuron adds its own bias to its input too (where slayer applies its
+   norm), so there ``b`` moves exactly; so it does for a CUBA neuron with ``current_decay`` 1
+   (the current is the input itself).  Otherwise it becomes ``b/αu``, the current's steady
+   state share of the bias, which the float model only reaches after a few ``1/αu`` steps: a
+   warning naming the node (a :class:`PassError` with ``exact=true``).  With ``current_decay``
+   0 (the bias grows without bound) or any other consumer the bias stays, with a warning (the
+   writer refuses it; a ``.sir`` keeps it).
 2. **One step per synapse, in Lava's form.**  When a layer of the main chain has no step of its
    own (fewer one-step ``axon.shift`` nodes than synapses), or a biased layer is not already in
    Lava's form, every one-step ``axon.shift`` between layers is removed and one is put right
@@ -71,6 +72,8 @@ INVALIDATES = frozenset({"quant-legal"})
 
 #: Neurons whose current integrates a synapse bias: ``u[t] = (1 − αu) u[t−1] + x[t] + b``.
 CURRENT_NEURONS = frozenset({"neuron.cuba", "neuron.alif"})
+#: ... of which these add their own bias to the input too (slayer's ALIF norm): always exact.
+INPUT_BIAS = frozenset({"neuron.alif"})
 SDNN = frozenset({"neuron.sigma_delta", "axon.delta", "dendrite.sigma"})
 
 
@@ -123,6 +126,8 @@ def _bias_to_neuron(rw: Rewriter, syn: Op, opts: Options, notes: list[Note]) -> 
     decay = neuron.current_decay  # type: ignore[attr-defined]
     du = np.asarray(rw.params[decay.name] if isinstance(decay, ParamRef) else decay,
                     dtype=np.float64)
+    if neuron.OP in INPUT_BIAS:  # its bias is added to the input, where the synapse's was
+        du = np.ones_like(du)
     if np.any(du <= 0):
         notes.append(warning(f"{neuron.describe()}: kept the bias of {syn.describe()} on the "
                              "synapse: with current_decay 0 the current integrates it without "
@@ -131,8 +136,9 @@ def _bias_to_neuron(rw: Rewriter, syn: Op, opts: Options, notes: list[Note]) -> 
         return False
     beta = channel_view(b, max(du.ndim, 1)) / du if du.ndim else b / float(du)
     if np.all(du == 1.0):
+        why = "ALIF adds it to the input" if neuron.OP in INPUT_BIAS else "current_decay 1"
         notes.append(note(f"moved the bias of {syn.describe()} onto {neuron.describe()} "
-                          "(current_decay 1: exact)"))
+                          f"({why}: exact)"))
     else:
         text = (f"{neuron.describe()}: the bias of {syn.describe()} became the neuron bias "
                 f"b/current_decay (its steady state); the float model's current reaches it "

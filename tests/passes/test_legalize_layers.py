@@ -244,3 +244,24 @@ def test_graphs_read_from_netlists_are_already_in_lava_form(case: str):
     out, values, lines = _run(PassManager.from_string("shape-infer").run(g))
     assert print_graph(out.replace(facts=g.facts)) == print_graph(g.replace(facts=g.facts))
     assert values == {} and not lines
+
+
+def test_alif_takes_a_synapse_bias_exactly_whatever_its_current_decay():
+    """slayer's ALIF adds its bias to the input (where its norm acts), as the synapse did."""
+    rng = np.random.default_rng(6)
+    b = GraphBuilder(facts={"shapes"})
+    x = b.add(ops.Input, "x", shape=(6,))
+    s = b.add(ops.Shift, "s", [x])
+    d = b.add(ops.Dense, "d", [s], weight=b.param("w", _rng_w(rng, 4, 6)),
+              bias=b.param("b", np.array([0.25, -0.5, 0.125, 0.0], np.float32)))
+    b.add(ops.Alif, "n", [d], threshold=0.5, current_decay=0.25, voltage_decay=0.125,
+          threshold_step=0.25, threshold_decay=0.1, refractory_decay=0.2)
+    b.add(ops.Output, "y", ["n"])
+    g = PassManager.from_string("shape-infer").run(b.build())
+    out, _, lines = _run(g)
+    assert any("ALIF adds it to the input: exact" in line for line in lines)
+    np.testing.assert_array_equal(out.param(out["n"].bias), [0.25, -0.5, 0.125, 0.0])
+    x = _spikes((2, 6, 40), seed=7)
+    want = interpret(g, x)
+    assert 0 < want.mean() < 1
+    assert torch.equal(interpret(out, x), want)

@@ -9,10 +9,11 @@ slayer's mean-only norms a neuron bias (as lava-dl's exporter writes them, spec 
   in the weight's dtype: the synapse output changes by float rounding only (≤ 1e-5 relative).
 * ``norm.mean_only`` / ``norm.weight_scale`` (``y = (x − q(μ)) / 2^e``, ``e = 0`` for
   mean-only): the power of two goes into the weights and bias of the synapse before it (exact),
-  and the offset ``−q(μ)/2^e`` becomes the ``bias`` of the ``neuron.cuba``/``neuron.alif``
-  after it when that neuron's ``current_decay`` is 1 (then its current is its input and the bias,
-  added after the current, is the same: exact), else the bias of the synapse before it (exact
-  when that synapse had no bias, one float rounding otherwise).
+  and the offset ``−q(μ)/2^e`` becomes the ``bias`` of the neuron after it when that acts in
+  the same place: a ``neuron.alif`` (slayer adds its bias to the input) or a ``neuron.cuba``
+  with ``current_decay`` 1 (its current is its input, so the bias added after the current is
+  the same): exact.  Else it becomes the bias of the synapse before it (exact when that synapse
+  had no bias, one float rounding otherwise).
 * Any other batch norm keeps its node, and the report says why (a warning naming the node).
 
 Before::
@@ -129,10 +130,13 @@ def _set_synapse(rw: Rewriter, syn: Op, w: np.ndarray, b: np.ndarray | None) -> 
 
 
 def _bias_neuron(rw: Rewriter, norm: Op) -> Op | None:
-    """The cuba/alif neuron after ``norm`` whose current is its input (``current_decay`` 1)."""
+    """The neuron after ``norm`` whose bias acts where the norm's offset does: an ALIF (slayer
+    adds its bias to the input) or a CUBA whose current is its input (``current_decay`` 1)."""
     user = rw.only_user(norm.name)
     if user is None or user.OP not in BIAS_NEURONS:
         return None
+    if user.OP == "neuron.alif":
+        return user
     decay = user.current_decay  # type: ignore[attr-defined]
     return user if not isinstance(decay, ParamRef) and float(decay) == 1.0 else None
 

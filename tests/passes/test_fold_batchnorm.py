@@ -92,7 +92,7 @@ def test_random_synapse_batchnorm_pairs(data, seed) -> None:
     assert _rel_err(interpret(g, x), interpret(h, x)) <= 1e-5
 
 
-def _mean_norm_graph(norm_cls, decay: float, syn_bias: bool, **norm_attrs):
+def _mean_norm_graph(norm_cls, decay: float, syn_bias: bool, neuron=o.Cuba, **norm_attrs):
     rng = np.random.default_rng(5)
     b = GraphBuilder()
     x = b.add(o.Input, "x", shape=(6,))
@@ -100,7 +100,7 @@ def _mean_norm_graph(norm_cls, decay: float, syn_bias: bool, **norm_attrs):
     fc = b.add(o.Dense, "fc", [x], weight=b.param("w", rng.normal(size=(4, 6)).astype(
         np.float32)), bias=bias)
     m = b.add(norm_cls, "m", [fc], mean=b.param("mu", rng.normal(size=4)), **norm_attrs)
-    n = b.add(o.Cuba, "n", [m], threshold=0.5, current_decay=decay, voltage_decay=0.125)
+    n = b.add(neuron, "n", [m], threshold=0.5, current_decay=decay, voltage_decay=0.125)
     b.add(o.Output, "y", [n])
     return PassManager.from_string("shape-infer").run(b.build())
 
@@ -114,6 +114,16 @@ def test_mean_only_norms_fold_bit_exactly(norm_cls, attrs, decay) -> None:
     h = fb.run(g)
     assert [n.OP for n in h] == ["io.input", "synapse.dense", "neuron.cuba", "io.output"]
     assert (h["n"].bias is not None) == (decay == 1.0)  # a neuron bias only where it is exact
+    x = torch.as_tensor((np.random.default_rng(1).random((3, 6, 40)) < 0.4).astype(np.float32))
+    before, after = interpret(g, x), interpret(h, x)
+    assert before.sum() > 0 and torch.equal(before, after)
+
+
+def test_mean_only_before_alif_is_its_bias_for_any_current_decay() -> None:
+    """slayer's ALIF adds its bias to the input, exactly where the norm's offset acts."""
+    g = _mean_norm_graph(o.MeanOnlyNorm, 0.25, syn_bias=False, neuron=o.Alif)
+    h = fb.run(g)
+    assert h["n"].bias is not None and h["fc"].bias is None
     x = torch.as_tensor((np.random.default_rng(1).random((3, 6, 40)) < 0.4).astype(np.float32))
     before, after = interpret(g, x), interpret(h, x)
     assert before.sum() > 0 and torch.equal(before, after)

@@ -11,6 +11,8 @@ import h5py
 import numpy as np
 import pytest
 from test_hdf5_util import REFERENCE
+from test_hdf5_util import del_key as _del
+from test_hdf5_util import set_key as _set
 
 from slayerc.backends import hdf5
 from slayerc.errors import BackendError
@@ -28,20 +30,6 @@ def _mutated(tmp_path: Path, name: str, change: Callable[[h5py.File], Any]) -> P
     with h5py.File(path, "r+") as f:
         change(f)
     return path
-
-
-def _set(key: str, value: Any) -> Callable[[h5py.File], None]:
-    def change(f: h5py.File) -> None:
-        if key in f:
-            del f[key]
-        f[key] = value
-    return change
-
-
-def _del(key: str) -> Callable[[h5py.File], None]:
-    def change(f: h5py.File) -> None:
-        del f[key]
-    return change
 
 
 READ_ERRORS = [

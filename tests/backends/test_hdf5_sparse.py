@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,8 @@ import h5py
 import numpy as np
 import pytest
 from test_hdf5_util import REFERENCE, assert_same_datasets, dump, input_shape
+from test_hdf5_util import del_key as _del
+from test_hdf5_util import set_key as _set
 
 from slayerc.backends import hdf5
 from slayerc.backends.hdf5 import schema
@@ -97,19 +98,6 @@ def _sparse_file(tmp_path: Path) -> Path:
     path = tmp_path / "s.net"
     hdf5.write(g, path, target="slayerc")
     return path
-
-
-def _set(key: str, value: Any) -> Callable[[h5py.File], None]:
-    def change(f: h5py.File) -> None:
-        del f[key]
-        f[key] = value
-    return change
-
-
-def _del(key: str) -> Callable[[h5py.File], None]:
-    def change(f: h5py.File) -> None:
-        del f[key]
-    return change
 
 
 C = "layer/0/weight_csr"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,19 @@ def assert_same_datasets(a: Path, b: Path) -> None:
     assert sorted(da) == sorted(db), (sorted(set(da) ^ set(db)))
     for key in da:
         assert da[key] == db[key], (key, da[key], db[key])
+
+
+def set_key(key: str, value: Any) -> Callable[[h5py.File], None]:
+    """A file edit that (re)writes dataset ``key`` (for corrupting a copy of a netlist)."""
+    def change(f: h5py.File) -> None:
+        if key in f:
+            del f[key]
+        f[key] = value
+    return change
+
+
+def del_key(key: str) -> Callable[[h5py.File], None]:
+    """A file edit that deletes ``key``."""
+    def change(f: h5py.File) -> None:
+        del f[key]
+    return change

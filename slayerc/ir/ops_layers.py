@@ -198,9 +198,22 @@ class ConvTranspose(_Windowed):
         yield from self._weight_problems(g, ())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SharedKernel(_Windowed):
+    """Pool and unpool: one ``[1, 1, kH, kW]`` kernel shared by every channel."""
+
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+
+    def check(self, g: Graph) -> Iterator[str]:
+        yield from self._geometry_problems()
+        yield from _ints_ok(self, "kernel", 1)
+        yield from self._weight_problems(g, ((1, 1, *_pair(self.kernel)),))
+
+
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Pool(_Windowed):
+class Pool(_SharedKernel):
     """``synapse.pool``: slayer's sum pool, one ``[1, 1, kH, kW]`` kernel shared by all channels.
 
     Each channel is zero-padded at the bottom/right by ``H mod kH`` rows and ``W mod kW`` columns
@@ -211,8 +224,6 @@ class Pool(_Windowed):
     """
 
     OP: ClassVar[str] = "synapse.pool"
-    kernel: tuple[int, int] = (2, 2)
-    stride: tuple[int, int] = (2, 2)
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -231,23 +242,17 @@ class Pool(_Windowed):
                 "padded height")
         return (x[0], hw[0], hw[1]), self._out_dtype(dtype)
 
-    def check(self, g: Graph) -> Iterator[str]:
-        yield from self._geometry_problems()
-        yield from _ints_ok(self, "kernel", 1)
-        yield from self._weight_problems(g, ((1, 1, *_pair(self.kernel)),))
 
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Unpool(_Windowed):
+class Unpool(_SharedKernel):
     """``synapse.unpool``: the transpose of ``synapse.pool`` (each channel, shared kernel).
 
     ``y[t] = conv_transpose2d(x_c[t], W)`` with ``W`` of shape ``[1, 1, kH, kW]``.
     """
 
     OP: ClassVar[str] = "synapse.unpool"
-    kernel: tuple[int, int] = (2, 2)
-    stride: tuple[int, int] = (2, 2)
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -259,10 +264,6 @@ class Unpool(_Windowed):
             raise ShapeProblem(f"padding {list(p)} leaves no output")
         return (x[0], hw[0], hw[1]), self._out_dtype(dtype)
 
-    def check(self, g: Graph) -> Iterator[str]:
-        yield from self._geometry_problems()
-        yield from _ints_ok(self, "kernel", 1)
-        yield from self._weight_problems(g, ((1, 1, *_pair(self.kernel)),))
 
 
 @register

@@ -100,9 +100,29 @@ class Alif(_Neuron):
     refractory_decay: ScalarOrParam = 0.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Resonator(_Neuron):
+    """Resonator neurons: complex input, ``sin_decay``/``cos_decay`` (see ``neuron.rf``)."""
+
+    COMPLEX_IN: ClassVar[bool] = True
+    PARAMS: ClassVar = _RF_PARAMS
+    sin_decay: ScalarOrParam = 0.0
+    cos_decay: ScalarOrParam = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AdaptiveResonator(_Resonator):
+    """Resonators with an adaptive threshold and refractory state (see ``neuron.alif``)."""
+
+    PARAMS: ClassVar = _RF_PARAMS + _ADAPT_PARAMS
+    threshold_step: ScalarOrParam = 0.0
+    threshold_decay: ScalarOrParam = 0.0
+    refractory_decay: ScalarOrParam = 0.0
+
+
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RF(_Neuron):
+class RF(_Resonator):
     """``neuron.rf``: resonate-and-fire with phase spike (complex input ``(x_re, x_im)``).
 
     ``re[t] = c re[t−1] − s im[t−1] + x_re[t]``; ``im[t] = s re[t−1] + c im[t−1] + x_im[t]``
@@ -111,61 +131,39 @@ class RF(_Neuron):
     """
 
     OP: ClassVar[str] = "neuron.rf"
-    COMPLEX_IN: ClassVar[bool] = True
-    PARAMS: ClassVar = _RF_PARAMS
-    sin_decay: ScalarOrParam = 0.0
-    cos_decay: ScalarOrParam = 1.0
 
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RFIz(_Neuron):
+class RFIz(_Resonator):
     """``neuron.rf_iz``: resonate-and-fire, Izhikevich spike.
 
     Resonator as ``neuron.rf``; ``spike[t] = im[t] ≥ θ``, then ``re = 0``, ``im = θ − 1/S``.
     """
 
     OP: ClassVar[str] = "neuron.rf_iz"
-    COMPLEX_IN: ClassVar[bool] = True
-    PARAMS: ClassVar = _RF_PARAMS
-    sin_decay: ScalarOrParam = 0.0
-    cos_decay: ScalarOrParam = 1.0
 
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Adrf(_Neuron):
+class Adrf(_AdaptiveResonator):
     """``neuron.adrf``: resonator (no reset) with adaptive threshold and refractory, phase spike.
 
     ``spike[t] = re[t] ≥ θ[t] + r[t] ∧ im[t−1] < 0 ∧ im[t] ≥ 0``; θ, r as ``neuron.alif``.
     """
 
     OP: ClassVar[str] = "neuron.adrf"
-    COMPLEX_IN: ClassVar[bool] = True
-    PARAMS: ClassVar = _RF_PARAMS + _ADAPT_PARAMS
-    sin_decay: ScalarOrParam = 0.0
-    cos_decay: ScalarOrParam = 1.0
-    threshold_step: ScalarOrParam = 0.0
-    threshold_decay: ScalarOrParam = 0.0
-    refractory_decay: ScalarOrParam = 0.0
 
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AdrfIz(_Neuron):
+class AdrfIz(_AdaptiveResonator):
     """``neuron.adrf_iz``: resonator (no reset) with adaptive threshold, Izhikevich spike.
 
     ``spike[t] = im[t] ≥ θ[t] + r[t]``; on a spike ``θ += θ_step``, ``r += 2 θ[t]``.
     """
 
     OP: ClassVar[str] = "neuron.adrf_iz"
-    COMPLEX_IN: ClassVar[bool] = True
-    PARAMS: ClassVar = _RF_PARAMS + _ADAPT_PARAMS
-    sin_decay: ScalarOrParam = 0.0
-    cos_decay: ScalarOrParam = 1.0
-    threshold_step: ScalarOrParam = 0.0
-    threshold_decay: ScalarOrParam = 0.0
-    refractory_decay: ScalarOrParam = 0.0
 
 
 ACTIVATIONS = ("relu", "identity", "sigmoid", "tanh")

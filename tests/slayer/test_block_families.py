@@ -7,20 +7,12 @@ import io
 
 import pytest
 import torch
+from neuron_params import NEURON_PARAMS
 
 from slayerc.frontend.slayer.block import base
 
 FAMILIES = {"cuba": "layer", "alif": "layer", "rf": "complex", "rf_iz": "complex",
             "adrf": "complex", "adrf_iz": "complex"}
-PARAMS = {"cuba": {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.1},
-          "alif": {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.1,
-                   "threshold_step": 0.5, "threshold_decay": 0.1, "refractory_decay": 0.1},
-          "rf": {"threshold": 1.0, "period": 10, "decay": 0.1},
-          "rf_iz": {"threshold": 1.0, "period": 10, "decay": 0.1},
-          "adrf": {"threshold": 1.0, "period": 10, "decay": 0.1, "threshold_step": 0.5,
-                   "threshold_decay": 0.1, "refractory_decay": 0.1},
-          "adrf_iz": {"threshold": 1.0, "period": 10, "decay": 0.1, "threshold_step": 0.5,
-                      "threshold_decay": 0.1, "refractory_decay": 0.1}}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -43,7 +35,7 @@ def test_a_family_block_runs_and_survives_torch_save(name: str) -> None:
     mod = importlib.import_module(f"slayerc.frontend.slayer.block.{name}")
     other = importlib.import_module("slayerc.frontend.slayer.block.cuba")
     assert name == "cuba" or mod.Dense is not other.Dense
-    blk = mod.Dense(PARAMS[name], 6, 4)
+    blk = mod.Dense(NEURON_PARAMS[name], 6, 4)
     x = (torch.rand(2, 6, 12, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     y = blk(x)
     assert y.shape == (2, 4, 12)

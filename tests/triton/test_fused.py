@@ -25,6 +25,8 @@ import torch  # noqa: E402
 
 pytest.importorskip("triton", reason="triton is not installed: the fused kernels cannot run")
 
+from neuron_params import NEURON_PARAMS  # noqa: E402
+
 from slayerc.backends.triton import adapters, ops  # noqa: E402
 from slayerc.backends.triton import reference as ref  # noqa: E402
 
@@ -224,29 +226,15 @@ def test_parameter_granularity(family, gran, device):
 
 # ------------------------------------------------------------- module / block level checks
 
-BLOCK_PARAMS = {
-    "cuba": {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03},
-    "alif": {"threshold": 0.5, "threshold_step": 0.1, "current_decay": 0.25,
-             "voltage_decay": 0.03, "threshold_decay": 0.1, "refractory_decay": 0.2},
-    "rf": {"threshold": 0.1, "period": 7, "decay": 0.1},
-    "rf_iz": {"threshold": 0.1, "period": 7, "decay": 0.1},
-    "adrf": {"threshold": 0.1, "threshold_step": 0.05, "period": 7, "decay": 0.1,
-             "threshold_decay": 0.1, "refractory_decay": 0.2},
-    "adrf_iz": {"threshold": 0.1, "threshold_step": 0.05, "period": 7, "decay": 0.1,
-                "threshold_decay": 0.1, "refractory_decay": 0.2},
-    "sigma_delta": {"threshold": 0.05, "activation": torch.relu},
-}
-
-
 @pytest.mark.parametrize("persistent", [False, True])
-@pytest.mark.parametrize("family", list(BLOCK_PARAMS))
+@pytest.mark.parametrize("family", list(NEURON_PARAMS))
 def test_block_tail_matches_module(family, persistent, device):
     """``adapters.block_forward`` equals a Dense block's own neuron → shift → delay tail, over
     two calls (persistent states and the delay_shift frame carry over), with gradients."""
     import slayerc.slayer as slayer
 
     torch.manual_seed(3)
-    params = dict(BLOCK_PARAMS[family], requires_grad=True, shared_param=False,
+    params = dict(NEURON_PARAMS[family], requires_grad=True, shared_param=False,
                   persistent_state=persistent)
     if family != "sigma_delta":
         params["graded_spike"] = persistent

@@ -24,23 +24,12 @@ import torch  # noqa: E402
 
 pytest.importorskip("triton", reason="triton is not installed: the fused kernels cannot run")
 
+from neuron_params import NEURON_PARAMS as NEURON  # noqa: E402
+
 import slayerc  # noqa: E402
 import slayerc.slayer as slayer  # noqa: E402
 from slayerc.backends.triton import ops, training  # noqa: E402
 from slayerc.errors import FrontendError  # noqa: E402
-
-NEURON = {
-    "cuba": {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03},
-    "alif": {"threshold": 0.5, "threshold_step": 0.1, "current_decay": 0.25,
-             "voltage_decay": 0.03, "threshold_decay": 0.1, "refractory_decay": 0.2},
-    "rf": {"threshold": 0.1, "period": 7, "decay": 0.1},
-    "rf_iz": {"threshold": 0.1, "period": 7, "decay": 0.1},
-    "adrf": {"threshold": 0.1, "threshold_step": 0.05, "period": 7, "decay": 0.1,
-             "threshold_decay": 0.1, "refractory_decay": 0.2},
-    "adrf_iz": {"threshold": 0.1, "threshold_step": 0.05, "period": 7, "decay": 0.1,
-                "threshold_decay": 0.1, "refractory_decay": 0.2},
-    "sigma_delta": {"threshold": 0.05, "activation": torch.relu},
-}
 
 FLAGS = {
     # a conv layer (C, H, W) with per-channel parameters and axonal delays, graded spikes

@@ -1,20 +1,21 @@
-"""Spike losses (``slayer.loss``): SpikeTime, SpikeRate, SpikeMax, SpikeMoid.
+"""Spike losses (``slayer.loss``): SpikeTime, SpikeRate, SpikeMax, SpikeMoid, and the
+SparsityEnforcer (an event-rate penalty).
 
 Inputs are ``[N, *neurons, T]`` spike tensors (neuron dimensions are flattened into classes).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from slayerc.errors import SlayerError
 
-from .classifier import MovingWindow, Rate, causal_fir
+from .classifier import MovingWindow, Rate
+from .utils.filter.fir import FIR
 from .utils.time.replicate import replicate
 
-__all__ = ["SpikeTime", "SpikeRate", "SpikeMax", "SpikeMoid"]
+__all__ = ["SpikeTime", "SpikeRate", "SpikeMax", "SpikeMoid", "SparsityEnforcer"]
 
 
 class LossError(SlayerError, ValueError):
@@ -23,14 +24,16 @@ class LossError(SlayerError, ValueError):
 
 class SpikeTime(torch.nn.Module):
     """van Rossum-like distance: ``L = Σ (ε * (s − ŝ))²`` with ε a causal exponential filter
-    ``exp(−t/τ)`` of ``length`` steps, convolved with itself ``filter_order − 1`` times."""
+    ``exp(−t/τ)`` of ``length`` steps, convolved with itself ``filter_order − 1`` times
+    (truncated to ``length``).  ``self.filter`` is that :class:`~slayerc.slayer.utils.filter.FIR`
+    module (callable; state-dict key ``filter.filter``), as in lava-dl."""
 
     def __init__(self, time_constant=5, length=100, filter_order=1, reduction="sum"):
         super().__init__()
-        response = torch.tensor(np.exp(-np.arange(length) / time_constant), dtype=torch.float32)
+        self.filter = FIR(time_constant=time_constant, length=length)
+        base = self.filter.filter.clone()
         for _ in range(filter_order - 1):
-            response = causal_fir(response[None, None], response)[0, 0]
-        self.register_buffer("filter", response)
+            self.filter.filter = FIR(base)(self.filter.filter).flatten()
         self.reduction = reduction
 
     def forward(self, input, desired):
@@ -41,8 +44,7 @@ class SpikeTime(torch.nn.Module):
                 f"{list(desired.shape)} differ"
             )
         return F.mse_loss(
-            causal_fir(input, self.filter).flatten(), causal_fir(desired, self.filter).flatten(),
-            reduction=self.reduction,
+            self.filter(input).flatten(), self.filter(desired).flatten(), reduction=self.reduction
         )
 
 
@@ -139,3 +141,28 @@ class SpikeMoid(torch.nn.Module):
         return F.binary_cross_entropy(
             probs.flatten(), label.to(probs.dtype).flatten(), reduction=self.reduction
         )
+
+
+class SparsityEnforcer:
+    """Event-rate penalty: each :meth:`append` of a tensor ``x`` adds the ticket
+    ``relu(mean|x| − max_rate)²``; :attr:`loss` is ``lam ·`` their sum; :meth:`clear` empties the
+    list (call it once per batch)."""
+
+    def __init__(self, max_rate: float = 0.01, lam: float = 1.0) -> None:
+        self.max_rate = max_rate
+        self.lam = lam
+        self.loss_list: list[torch.Tensor] = []
+
+    def clear(self) -> None:
+        """Drop every gathered ticket."""
+        self.loss_list = []
+
+    @property
+    def loss(self):
+        """``lam · Σ tickets`` (0 without tickets)."""
+        return self.lam * sum(self.loss_list)
+
+    def append(self, x: torch.Tensor) -> None:
+        """Add the ticket of ``x`` (gradients flow to ``x``)."""
+        excess = F.relu(torch.mean(torch.abs(x)) - self.max_rate)
+        self.loss_list.append(excess * excess)

@@ -111,3 +111,28 @@ def test_time_shift_and_replicate():
     r = slayer.utils.time.replicate(torch.tensor([1, 2]), 3)
     assert r.tolist() == [[1, 1, 1], [2, 2, 2]]
     assert slayer.utils.quantize(torch.tensor([0.26]), step=0.5).item() == 0.5
+
+
+def test_learning_stats_names_units_and_load(tmp_path):
+    stats = slayer.utils.LearningStats(loss_str="err", loss_unit="(mse)",
+                                       accuracy_str="hit", accuracy_unit="%")
+    stats.training.loss_sum, stats.training.num_samples = 3.0, 3
+    stats.testing.loss_sum, stats.testing.num_samples, stats.testing.correct_samples = 2.0, 4, 3
+    text = str(stats)
+    assert "err =     1.00000" in text and "(mse)" in text and "hit = 0.75000" in text
+    assert "accuracy" not in text
+    stats.update()
+    stats.training.loss_sum, stats.training.num_samples = 1.0, 4
+    stats.testing.loss_sum, stats.testing.num_samples = 4.0, 4  # no correct sample: 0.0
+    stats.update()
+    assert stats.testing.accuracy_log == [0.75, 0.0]
+    prefix = str(tmp_path) + "/"
+    stats.save(prefix)
+    assert (tmp_path / "err.txt").exists() and (tmp_path / "hit.txt").exists()
+    back = slayer.utils.LearningStats(loss_str="err", accuracy_str="hit")
+    back.load(prefix)
+    assert back.training.loss_log == pytest.approx([1.0, 0.25])
+    assert back.testing.loss_log == pytest.approx([0.5, 1.0])
+    assert back.testing.accuracy_log == pytest.approx([0.75, 0.0])
+    assert back.training.min_loss == pytest.approx(0.25)
+    assert back.testing.max_accuracy == pytest.approx(0.75)

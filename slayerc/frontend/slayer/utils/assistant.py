@@ -6,9 +6,13 @@ backward pass and the optimizer step, and ``valid``/``test`` run the forward pas
 gradients; each adds the batch's size, loss and (with a ``classifier``) correct predictions to
 ``stats.training`` / ``stats.validation`` / ``stats.testing`` and returns the network output.
 
-With ``count_log=True`` the network returns ``(output, count)`` (lava-dl's event-rate log) and
-the methods return that pair; ``lam`` then adds ``lam · mean(count)`` to the training loss (a
-sparsity penalty).  Inputs and targets move to the device of the network's first parameter.
+The network's return value follows lava-dl's protocol: ``output`` by default, ``(output,
+count)`` with ``count_log=True`` (the event-rate log, returned by the methods beside the
+output), ``(output, net_loss)`` with ``lam`` set, and ``(output, net_loss, count)`` with both.
+``train`` adds ``lam · net_loss`` (e.g. a layer-wise sparsity loss, see
+``slayer.loss.SparsityEnforcer``) to the loss before the backward pass; the statistics log the
+loss without it, and ``valid``/``test`` ignore ``net_loss``.  Inputs and targets move to the
+device of the network's first parameter.
 ``reduce_lr(factor)`` divides every learning rate of the optimizer by ``factor``.
 """
 
@@ -31,9 +35,6 @@ class Assistant:
                  optimizer: torch.optim.Optimizer, stats: Any = None,
                  classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  count_log: bool = False, lam: float | None = None):
-        if lam is not None and not count_log:
-            raise FrontendError("Assistant: lam (the event-count penalty) needs count_log=True "
-                                "and a network that returns (output, count)")
         self.net, self.error, self.optimizer = net, error, optimizer
         self.stats, self.classifier = stats, classifier
         self.count_log, self.lam = count_log, lam
@@ -49,20 +50,27 @@ class Assistant:
         for group in self.optimizer.param_groups:
             group["lr"] /= factor
 
-    def _forward(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _forward(self, input: torch.Tensor) -> tuple[Any, Any, Any]:
+        """``(output, net_loss, count)`` from the network's return value (None where absent)."""
         result = self.net(input)
-        if not self.count_log:
-            return result, None
-        if not (isinstance(result, tuple) and len(result) == 2):
-            raise FrontendError("Assistant(count_log=True): the network must return "
-                                f"(output, count), got {type(result).__name__}")
-        return result
+        fields = ("output",) + (("net_loss",) if self.lam is not None else ()) + (
+            ("count",) if self.count_log else ())
+        if len(fields) == 1:
+            return result, None, None
+        if not (isinstance(result, tuple) and len(result) == len(fields)):
+            got = (f"a tuple of {len(result)}" if isinstance(result, tuple)
+                   else type(result).__name__)
+            raise FrontendError(
+                f"Assistant(count_log={self.count_log}, lam={self.lam}): the network must return "
+                f"({', '.join(fields)}), got {got}")
+        named = dict(zip(fields, result))
+        return named["output"], named.get("net_loss"), named.get("count")
 
     def _step(self, phase: str, input: torch.Tensor, target: torch.Tensor,
               learn: bool) -> Any:
         device = self.device
         input, target = input.to(device), target.to(device)
-        output, count = self._forward(input)
+        output, net_loss, count = self._forward(input)
         loss = self.error(output, target)
         stat = getattr(self.stats, phase) if self.stats is not None else None
         if stat is not None:
@@ -72,7 +80,7 @@ class Assistant:
                 stat.correct_samples += int(torch.sum(self.classifier(output) == target))
         if learn:
             if self.lam is not None:
-                loss = loss + self.lam * torch.mean(count)
+                loss = loss + self.lam * net_loss
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()

@@ -1,8 +1,11 @@
 """Learning statistics (``slayer.utils.LearningStats``): loss/accuracy bookkeeping per epoch.
 
-Same API as lava-dl's, without its failures: an epoch with no samples or no correct samples is
-logged (as None / 0.0) instead of raising in ``update()``, and plotting imports matplotlib only
-when asked.
+Same API as lava-dl's (``LearningStats(loss_str=, loss_unit=, accuracy_str=, accuracy_unit=)``
+names the quantities in prints, plots and file names), without its failures: an epoch with no
+samples is logged as None instead of raising in ``update()``, plotting imports matplotlib only
+when asked, and :meth:`LearningStats.load` reads back what :meth:`LearningStats.save` wrote
+(lava-dl's ``load`` does nothing).  As in lava-dl, the accuracy is ``correct/num_samples``
+(0.0 when nothing was classified correctly, also in regression runs).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ class LearningStat:
         self.accuracy_log = []
         self.best_loss = False
         self.best_accuracy = False
+        self.loss_str = "loss"
+        self.loss_unit = ""
+        self.accuracy_str = "accuracy"
+        self.accuracy_unit = ""
 
     def reset(self):
         """Clear the running sums (keeps the logs and best values)."""
@@ -41,10 +48,8 @@ class LearningStat:
 
     @property
     def accuracy(self):
-        """Accuracy of the epoch so far, or None when no correct counts were recorded."""
-        if self.num_samples > 0 and self.correct_samples > 0:
-            return self.correct_samples / self.num_samples
-        return None
+        """Accuracy of the epoch so far (``correct/num_samples``), or None without samples."""
+        return self.correct_samples / self.num_samples if self.num_samples > 0 else None
 
     @property
     def valid_loss_log(self):
@@ -73,24 +78,40 @@ class LearningStat:
     def __str__(self):
         if self.loss is None:
             return ""
-        text = f"loss = {self.loss:11.5f}"
+        text = f"{self.loss_str} = {self.loss:11.5f}"
         if self.min_loss is not None:
             text += f" (min = {self.min_loss:11.5f})"
+        if self.loss_unit:
+            text += f" {self.loss_unit}"
         if self.accuracy is not None:
-            text += f"    accuracy = {self.accuracy:7.5f}"
+            text += f"    {self.accuracy_str} = {self.accuracy:7.5f}"
             if self.max_accuracy is not None:
                 text += f" (max = {self.max_accuracy:7.5f})"
+            if self.accuracy_unit:
+                text += f" {self.accuracy_unit}"
         return text
+
+    def _set_logs(self, loss_log, accuracy_log):
+        """Replace the logs and recompute the best values from them."""
+        self.loss_log, self.accuracy_log = list(loss_log), list(accuracy_log)
+        losses = [v for v in self.loss_log if v is not None]
+        accuracies = [v for v in self.accuracy_log if v is not None]
+        self.min_loss = min(losses) if losses else None
+        self.max_accuracy = max(accuracies) if accuracies else None
 
 
 class LearningStats:
     """Training, validation and testing :class:`LearningStat` with printing, plots and files."""
 
-    def __init__(self):
+    def __init__(self, loss_str="loss", loss_unit="", accuracy_str="accuracy",
+                 accuracy_unit=""):
         self.lines_printed = 0
         self.training = LearningStat()
         self.testing = LearningStat()
         self.validation = LearningStat()
+        for _, stat in self._phases():
+            stat.loss_str, stat.loss_unit = loss_str, loss_unit
+            stat.accuracy_str, stat.accuracy_unit = accuracy_str, accuracy_unit
 
     def _phases(self):
         return (("Train", self.training), ("Valid", self.validation), ("Test", self.testing))
@@ -147,20 +168,53 @@ class LearningStats:
             plt.cla()
             for name, values in curves:
                 (plt.semilogy if log else plt.plot)(values, label=name)
+            what, unit = ((self.training.loss_str, self.training.loss_unit) if log else
+                          (self.training.accuracy_str, self.training.accuracy_unit))
             plt.xlabel("Epoch")
-            plt.ylabel("Loss" if log else "Accuracy")
+            plt.ylabel(f"{what.capitalize()} {unit}".strip())
             plt.legend()
             if path is not None:
                 plt.savefig(path + ("loss.png" if log else "accuracy.png"))
 
+    def _files(self, path):
+        return ((path + self.training.loss_str + ".txt", "loss_log", "valid_loss_log"),
+                (path + self.testing.accuracy_str + ".txt", "accuracy_log",
+                 "valid_accuracy_log"))
+
     def save(self, path=""):
-        """Write ``loss.txt`` and ``accuracy.txt`` (one row per epoch, one column per phase)."""
-        for attr, valid, name in (("loss_log", "valid_loss_log", "loss.txt"),
-                                  ("accuracy_log", "valid_accuracy_log", "accuracy.txt")):
+        """Write ``<loss_str>.txt`` and ``<accuracy_str>.txt`` under the prefix ``path`` (one row
+        per epoch, one column per phase that logged a value, as lava-dl)."""
+        for name, attr, valid in self._files(path):
             phases = [(n, getattr(s, attr)) for n, s in self._phases() if getattr(s, valid)]
             if not phases:
                 continue
-            with open(path + name, "w") as f:
+            with open(name, "w") as f:
                 f.write("#" + "".join(f" {n:12s}" for n, _ in phases) + "\r\n")
                 for row in zip(*(log for _, log in phases)):
                     f.write("".join("" if v is None else f"{v:12.6f} " for v in row) + "\r\n")
+
+    def load(self, path=""):
+        """Read the logs written by :meth:`save` under the prefix ``path`` (missing files are
+        skipped) and recompute the best loss and accuracy, e.g. to resume a training run.
+
+        A row with fewer values than phases (an epoch some phase did not log) fills the first
+        columns; the rest read as None.
+        """
+        stats = {"Train": self.training, "Valid": self.validation, "Test": self.testing}
+        for name, attr, _ in self._files(path):
+            try:
+                with open(name) as f:
+                    lines = f.read().splitlines()
+            except FileNotFoundError:
+                continue
+            phases = lines[0].lstrip("#").split() if lines else []
+            columns = {p: [] for p in phases}
+            for line in lines[1:]:
+                values = [float(v) for v in line.split()]
+                for i, p in enumerate(phases):
+                    columns[p].append(values[i] if i < len(values) else None)
+            for p, log in columns.items():
+                stat = stats[p]
+                other = "accuracy_log" if attr == "loss_log" else "loss_log"
+                logs = {attr: log, other: getattr(stat, other)}
+                stat._set_logs(logs["loss_log"], logs["accuracy_log"])

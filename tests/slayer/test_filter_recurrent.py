@@ -134,3 +134,42 @@ def test_custom_recurrent_feeds_back_the_previous_spikes():
     synapse.weight.data.zero_()  # no feedback: the neuron alone, step by step
     fresh, _ = _recurrent_parts(0)
     assert torch.equal(slayer.utils.recurrent.custom_recurrent(z, neuron, synapse), fresh(z))
+
+
+def test_lava_dl_names_of_blocks_and_auto():
+    from slayerc.frontend.slayer.block import base
+
+    for module, name in (("cuba", "AbstractCuba"), ("sigma_delta", "AbstractSDRelu"),
+                         ("alif", "AbstractALIF"), ("rf", "AbstractRF"),
+                         ("rf_iz", "AbstractRFIz"), ("adrf", "AbstractADRF"),
+                         ("adrf_iz", "AbstractADRFIZ")):
+        family = getattr(slayer.block, module)
+        assert issubclass(family.Dense, getattr(family, name)), module
+    assert issubclass(base.AbstractResidual, torch.nn.Module)
+    assert slayer.auto.get_classes("CUBA") == (slayer.neuron.cuba, slayer.block.cuba)
+    assert slayer.auto.get_classes() == (slayer.neuron.cuba, slayer.block.cuba)
+
+
+def test_step_delay_shifts_by_one_and_carries_the_last_frame_when_persistent():
+    from slayerc.frontend.slayer.block.base import step_delay
+
+    x = torch.arange(1.0, 7.0).reshape(1, 2, 3)
+    plain = torch.nn.Module()
+    assert step_delay(plain, x).tolist() == [[[0, 1, 2], [0, 4, 5]]]
+    holder = torch.nn.Module()
+    holder.neuron = slayer.neuron.cuba.Neuron(threshold=1, current_decay=0, voltage_decay=0,
+                                              persistent_state=True)
+    step_delay(holder, x)
+    assert step_delay(holder, x + 10).tolist() == [[[3, 11, 12], [6, 14, 15]]]
+    assert step_delay(holder, torch.zeros(2, 2, 3))[..., 0].abs().sum() == 0  # new batch size
+
+
+def test_get_neuron_params_reads_a_netx_neuron_group():
+    group = {"type": np.bytes_(b"CUBA"), "vThMant": np.array(80), "iDecay": np.array(1024),
+             "vDecay": np.array(256), "refDelay": np.array(1), "gradedSpike": np.array(False)}
+    params = slayer.auto.get_neuron_params(group, slayer.neuron.cuba)
+    assert params["threshold"] == pytest.approx(80 / 64)  # vThMant / 64 (slayer's scale)
+    assert params["current_decay"] == pytest.approx(0.25)
+    assert params["voltage_decay"] == pytest.approx(1 / 16)
+    with pytest.raises(SlayerError):
+        slayer.auto.get_classes("NOPE")

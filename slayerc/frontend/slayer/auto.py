@@ -56,7 +56,7 @@ from . import neuron as _neuron
 from .block._export import MAX_DELAY
 from .block._recurrent import AFFINE_VTH_MANT
 
-__all__ = ["AutoError", "SequentialNetwork"]
+__all__ = ["AutoError", "SequentialNetwork", "get_classes", "get_neuron_params"]
 
 #: netx neuron ``type`` → block/neuron module name.
 FAMILIES = {
@@ -85,6 +85,32 @@ ACTIVATIONS = {"relu": torch.nn.functional.relu, "identity": identity,
 
 class AutoError(FrontendError, ValueError):
     """A netlist layer holds something no slayer block can express."""
+
+
+def get_classes(neuron_type=None):
+    """``(neuron module, block module)`` of a netx neuron ``type`` (None means CUBA), e.g.
+    ``get_classes("CUBA") == (slayer.neuron.cuba, slayer.block.cuba)``.
+
+    lava-dl knows CUBA/LOIHI only; here every type of :data:`FAMILIES` maps to its family.
+    """
+    if isinstance(neuron_type, bytes):
+        neuron_type = neuron_type.decode("ascii")
+    family = FAMILIES.get("CUBA" if neuron_type is None else neuron_type)
+    if family is None:
+        raise AutoError(f"neuron type {neuron_type!r} is not one of {sorted(FAMILIES)}")
+    return getattr(_neuron, family), getattr(_block, family)
+
+
+def get_neuron_params(neuron_handle, neuron_class):
+    """Neuron constructor parameters from a netx ``neuron`` group (an h5py group or a dict of
+    values): every dataset is read and passed to ``neuron_class.neuron_params`` (the module of
+    the family, e.g. ``slayer.neuron.cuba``)."""
+    values = {}
+    for key in neuron_handle.keys():
+        value = neuron_handle[key]
+        readable = hasattr(value, "shape") and not isinstance(value, np.generic)
+        values[key] = value[()] if readable else value
+    return neuron_class.neuron_params(values)
 
 
 @dataclass

@@ -38,16 +38,19 @@ KINDS: dict[str, tuple[type, bool, str]] = {
 
 
 def family(module: str, what: str, neuron_cls: type, synapses: ModuleType,
-           names: Sequence[str], delay_shift_default: bool = True) -> tuple[type, ...]:
+           names: Sequence[str], delay_shift_default: bool = True,
+           mixin: str = "_Family") -> tuple[type, ...]:
     """The block classes ``names`` (keys of :data:`KINDS`, in that order) of one family.
 
     ``module`` is the defining module's ``__name__``; ``what`` names the neuron in docstrings
-    (e.g. ``"CUBA-LIF"``); ``synapses`` is ``synapse.layer`` (real) or ``synapse.complex``.
+    (e.g. ``"CUBA-LIF"``); ``synapses`` is ``synapse.layer`` (real) or ``synapse.complex``;
+    ``mixin`` names the family-settings class, the first base of every block that takes it
+    (lava-dl's ``AbstractCuba``, ``AbstractALIF``, …; read it back with :func:`mixin_of`).
     """
-    settings = type("_Family", (), {
+    settings = type(mixin, (), {
         "__doc__": f"Family settings: {what} neurons, {synapses.__name__.rsplit('.', 1)[-1]} "
                    "synapses.",
-        "__module__": module, "__qualname__": "_Family", "neuron_cls": neuron_cls,
+        "__module__": module, "__qualname__": mixin, "neuron_cls": neuron_cls,
         "synapses": synapses, "delay_shift_default": delay_shift_default})
     words = {"what": what, "What": what[:1].upper() + what[1:]}
     out = []
@@ -57,3 +60,8 @@ def family(module: str, what: str, neuron_cls: type, synapses: ModuleType,
         out.append(type(name, bases, {"__doc__": doc.format(**words), "__module__": module,
                                       "__qualname__": name}))
     return tuple(out)
+
+
+def mixin_of(block_cls: type) -> type:
+    """The family-settings class of a block class made by :func:`family` (e.g. ``Dense``)."""
+    return block_cls.__bases__[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..neuron import adrf as _neuron
 from ..synapse import complex as _synapses
-from ._family import family
+from ._family import family, mixin_of
 
 __all__ = [
     "Input", "Flatten", "Average", "TimeDecimation", "Dense", "Conv", "ConvT", "Pool",
@@ -18,4 +18,7 @@ __all__ = [
 
 (Input, Flatten, Average, TimeDecimation, Dense, Conv, ConvT, Pool, Unpool, KWTA,
  Recurrent) = family(
-    __name__, "adaptive resonate-and-fire (phase spike)", _neuron.Neuron, _synapses, __all__)
+    __name__, "adaptive resonate-and-fire (phase spike)", _neuron.Neuron, _synapses, __all__,
+    mixin="AbstractADRF")
+AbstractADRF = mixin_of(Dense)
+"""Family settings of every block here that has a neuron (lava-dl's base class)."""

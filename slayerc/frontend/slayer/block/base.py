@@ -31,7 +31,8 @@ from . import _export as ex
 __all__ = [
     "BlockError", "ExportError", "AbstractInput", "AbstractFlatten", "AbstractAverage",
     "AbstractAffine", "AbstractTimeDecimation", "AbstractDense", "AbstractConv", "AbstractPool",
-    "AbstractConvT", "AbstractUnpool", "AbstractKWTA", "AbstractRecurrent",
+    "AbstractConvT", "AbstractUnpool", "AbstractKWTA", "AbstractRecurrent", "AbstractResidual",
+    "step_delay",
 ]
 
 _UNSET = object()
@@ -55,6 +56,31 @@ def _add(a, b):
 
 def _unsqueeze(z):
     return (z[0][..., None], z[1][..., None]) if isinstance(z, tuple) else z[..., None]
+
+
+def step_delay(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """lava-dl's one-step delay between layers: ``y[..., t] = x[..., t−1]``, ``y[..., 0] = 0``.
+
+    When ``module.neuron.persistent_state`` is True, ``y[..., 0]`` is the last frame of the
+    previous call, kept in ``module.delay_buffer`` (dropped when the batch size changes).  A
+    slayerc block does the same in its :meth:`Block.step_delay` method.
+    """
+    persistent = bool(getattr(getattr(module, "neuron", None), "persistent_state", False))
+    buffer = getattr(module, "delay_buffer", None)
+    if buffer is not None and buffer.shape[0] != x.shape[0]:
+        buffer = None
+    y = torch.nn.functional.pad(x, (1, -1))
+    if persistent:
+        if buffer is not None:
+            y = torch.cat([buffer.to(y.dtype)[..., None], y[..., 1:]], dim=-1)
+        module.delay_buffer = x[..., -1].detach()
+    elif not hasattr(module, "delay_buffer"):
+        module.delay_buffer = None
+    return y
+
+
+class AbstractResidual(torch.nn.Module):
+    """Placeholder base class of residual blocks (empty in lava-dl too)."""
 
 
 class Block(torch.nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..neuron import cuba as _neuron
 from ..synapse import layer as _synapses
-from ._family import family
+from ._family import family, mixin_of
 
 __all__ = [
     "Input", "Flatten", "Average", "Affine", "TimeDecimation", "Dense", "Conv", "ConvT",
@@ -18,4 +18,7 @@ __all__ = [
 
 (Input, Flatten, Average, Affine, TimeDecimation, Dense, Conv, ConvT, Pool, Unpool, KWTA,
  Recurrent) = family(
-    __name__, "CUBA-LIF", _neuron.Neuron, _synapses, __all__)
+    __name__, "CUBA-LIF", _neuron.Neuron, _synapses, __all__,
+    mixin="AbstractCuba")
+AbstractCuba = mixin_of(Dense)
+"""Family settings of every block here that has a neuron (lava-dl's base class)."""

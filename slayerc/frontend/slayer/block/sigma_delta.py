@@ -20,12 +20,15 @@ __all__ = [
 ]
 
 
-class _SigmaDelta:
-    """Family settings: sigma-delta neurons, real synapses, no delay shift."""
+class AbstractSDRelu:
+    """Family settings: sigma-delta neurons, real synapses, no delay shift (lava-dl's name)."""
 
     neuron_cls = _neuron.Neuron
     synapses = _synapses
     delay_shift_default = False
+
+
+_SigmaDelta = AbstractSDRelu
 
 
 class Input(_SigmaDelta, base.AbstractInput):

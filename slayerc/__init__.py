@@ -7,6 +7,8 @@ The public API (imported lazily, so ``import slayerc`` stays light):
 - :func:`load` / :func:`save`: ``.sir`` text IR or ``.net`` netx hdf5 netlists, by suffix;
 - :class:`PassManager` and :func:`parse_pipeline`: pass pipelines such as ``"shape-infer"``;
 - :func:`interpret`: run a graph in floating point (``slayerc.runtime.interpreter``);
+- :func:`to_module` / :func:`from_module`: any graph as a trainable ``nn.Module`` (backend
+  ``"torch"`` or ``"triton"``), and the trained module's graph back;
 - ``slayerc.slayer``: the SLAYER-compatible modelling API (``import slayerc.slayer as slayer``).
 """
 
@@ -25,6 +27,8 @@ _LAZY = {
     "PassManager": "slayerc.passes.manager:PassManager",
     "parse_pipeline": "slayerc.passes.manager:parse_pipeline",
     "interpret": "slayerc.runtime.interpreter:interpret",
+    "to_module": "slayerc.backends.module:to_module",
+    "from_module": "slayerc.backends.module:from_module",
     "Graph": "slayerc.ir.core:Graph",
     "SlayerError": "slayerc.errors:SlayerError",
 }

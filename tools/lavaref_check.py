@@ -80,6 +80,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lavaref", default="/opt/lavaref", type=Path)
     p.add_argument("--shared", default=ROOT.parent / "shared", type=Path)
+    p.add_argument("--only", nargs="*", default=[], help="run only jobs whose name starts so")
     args = p.parse_args()
     from slayerc.backends.files import load, save
 
@@ -116,6 +117,12 @@ def main() -> int:
     kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
     np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
     jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
+    for case in LAVA_CASES:  # read, fine-tuned through to_module, legalized, written
+        x = np.load(ref / f"{case}.input.npy")
+        shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
+        jobs.append((f"tuned {case}", lambda c=case, s=shape: _tuned(load(ref / f"{c}.net", **s)),
+                     ref / f"{case}.input.npy", x.shape[-1]))
+    jobs = [j for j in jobs if j[0].startswith(tuple(args.only))] if args.only else jobs
     failed = 0
     for name, make, inp, steps in jobs:
         net = tmp / (name.replace(" ", "_").replace("/", "_").replace(":", "_") + ".net")
@@ -131,6 +138,26 @@ def main() -> int:
         print(f"{name:<36} {line}", flush=True)
     print(f"{len(jobs) - failed} of {len(jobs)} netlists run in Lava exactly as in slayerc")
     return 1 if failed else 0
+
+
+def _tuned(g):
+    """``g`` through ``to_module``, 20 Adam steps towards a synthetic target, and back, then
+    legalized for loihi2 (trained weights are off the 8-bit grid)."""
+    from slayerc import from_module, to_module
+    from slayerc.passes.manager import PassManager
+
+    m = to_module(g)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(4, *g.inputs[0].shape, 40, generator=gen) < 0.3).float()  # type: ignore
+    with torch.no_grad():
+        target = (torch.rand(m(x).shape, generator=gen) < 0.2).float()
+    opt = torch.optim.Adam(m.parameters(), lr=0.02)
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(m(x), target).backward()
+        opt.step()
+    return PassManager.from_string(
+        "legalize-delay{max=62,target=loihi2},legalize-quant{target=loihi2}").run(from_module(m))
 
 
 def _convsnn():

@@ -7,27 +7,33 @@ a recurrent loop a delaying op receives a ``_History`` (its input's past steps) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slayerc.errors import RuntimeSimError
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.runtime import axon as ax
+from slayerc.runtime import neurons as families
+from slayerc.runtime.quantize import ste_round
 
 P_SCALE = 4096
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a kernel builder needs besides the node: dtype and state policy."""
+    """What a kernel builder needs besides the node: dtype, state policy, the graph's
+    parameters as live tensors (``params``: name -> tensor, the module's own parameters, read
+    at call time so training updates take effect) and the neuron kernel kind (``"torch"`` or a
+    kind registered in :mod:`slayerc.runtime.neurons`, such as ``"triton"``)."""
 
     dtype: torch.dtype = torch.float32
     persistent: bool = False
     in_loop: bool = False
+    params: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    kind: str = "torch"
 
     def for_node(self, node: Op, in_loop: bool, override: bool | None) -> Context:
         """The context of one node: whether it runs step by step in a loop, and whether it
@@ -42,10 +48,9 @@ def _kernel(fn, modules=(), reset=lambda: None):
     return Kernel(fn=fn, modules=list(modules), reset=reset)
 
 
-def _param(g: Graph, ref: ParamRef | None, dtype: torch.dtype) -> torch.Tensor | None:
-    if ref is None:
-        return None
-    return torch.as_tensor(np.asarray(g.params[ref.name])).to(dtype)
+def _param(ctx: Context, ref: ParamRef | None) -> torch.Tensor | None:
+    """The live tensor of a parameter reference (None for None)."""
+    return None if ref is None else ctx.params[ref.name]
 
 
 def _channel(v: torch.Tensor, rank: int) -> torch.Tensor:
@@ -94,11 +99,12 @@ def affine(node: Op, g: Graph, ctx: Context):
 
 
 def quantize(node: Op, g: Graph, ctx: Context):
-    """``tensor.quantize``: ``clamp(round(x / step) · step, low, high)`` (slayer's quantizer)."""
+    """``tensor.quantize``: ``clamp(round(x / step) · step, low, high)`` (slayer's quantizer,
+    straight-through gradient)."""
     step, lo, hi = float(node.step), float(node.low), float(node.high)  # type: ignore
 
     def fn(xs):
-        return torch.clamp(torch.round(xs[0] / step) * step, lo, hi)
+        return torch.clamp(ste_round(xs[0], step), lo, hi)
     return _kernel(fn)
 
 
@@ -111,23 +117,21 @@ def average(node: Op, g: Graph, ctx: Context):
 # ---------------------------------------------------------------------------------- synapses
 
 
-def _weights(node: Op, g: Graph, ctx: Context, attr: str = "weight") -> torch.Tensor:
-    w = _param(g, getattr(node, attr), ctx.dtype)
-    mask = _param(g, getattr(node, "mask", None), ctx.dtype)
-    return w * mask if mask is not None else w  # type: ignore[operator]
+def _weights(node: Op, ctx: Context, attr: str = "weight") -> torch.Tensor | None:
+    w = _param(ctx, getattr(node, attr, None))
+    mask = _param(ctx, getattr(node, "mask", None))
+    return w * mask if mask is not None and w is not None else w
 
 
 def _synapse(node: Op, g: Graph, ctx: Context, apply):
     """Wrap ``apply(x, w)`` for the real and (if complex) imaginary weight, plus the bias."""
-    w_re = _weights(node, g, ctx)
-    w_im = _weights(node, g, ctx, "weight_imag") if node.weight_imag is not None else None
-    bias = _param(g, getattr(node, "bias", None), ctx.dtype)
-
     def fn(xs):
         x = xs[0]
-        y = apply(x, w_re)
+        y = apply(x, _weights(node, ctx))
+        bias = _param(ctx, getattr(node, "bias", None))
         if bias is not None:
             y = y + _channel(bias, y.dim())
+        w_im = _weights(node, ctx, "weight_imag")
         if w_im is None:
             return y
         return (y, apply(x, w_im))
@@ -191,8 +195,7 @@ def unpool(node: Op, g: Graph, ctx: Context):
 
 
 def _quantize_8bit(x: torch.Tensor, scale: int) -> torch.Tensor:
-    step = 2.0 / scale
-    return torch.clamp(torch.round(x / step) * step, -256.0 / scale, 254.0 / scale)
+    return torch.clamp(ste_round(x, 2.0 / scale), -256.0 / scale, 254.0 / scale)
 
 
 def kwta(node: Op, g: Graph, ctx: Context):
@@ -226,31 +229,36 @@ class _Line:
     def run(self, x: torch.Tensor, shift_fn) -> torch.Tensor:
         if not self.persistent or self.depth == 0:
             return shift_fn(x)
-        if self.buf is None or self.buf.shape[:-1] != x.shape[:-1]:
+        if self.buf is None or self.buf.shape != (*x.shape[:-1], self.depth):
             self.buf = torch.zeros((*x.shape[:-1], self.depth), dtype=x.dtype)
         full = torch.cat([self.buf, x], dim=-1)
         self.buf = full[..., -self.depth:].clone()
         return shift_fn(full)[..., self.depth:]
 
 
-def _delays(node: Op, g: Graph) -> tuple[torch.Tensor | int, int]:
+def _delays(node: Op, ctx: Context) -> tuple[torch.Tensor | int, int]:
     d = getattr(node, "delay", None)
     if d is None:
         return int(node.steps), int(node.steps)  # type: ignore[attr-defined]
     if isinstance(d, ParamRef):
-        arr = np.asarray(g.params[d.name])
-        return torch.as_tensor(np.trunc(arr).astype(np.float64)), int(np.trunc(arr).max(initial=0))
+        live = ctx.params[d.name]
+        return live, int(torch.trunc(live.detach()).max().clamp(min=0)) if live.numel() else 0
     return int(d), int(d)
 
 
 def shift(node: Op, g: Graph, ctx: Context):
-    """``axon.shift`` / ``axon.delay``: ``y[t] = x[t − d]`` (per channel for a delay)."""
-    d, depth = _delays(node, g)
+    """``axon.shift`` / ``axon.delay``: ``y[t] = x[t − d]`` (per channel for a delay).
+
+    A delay held as a parameter shifts by ``trunc(d)`` with slayer's delay gradient (it is
+    learnable in :func:`slayerc.to_module`)."""
     if ctx.in_loop:
-        return _loop_shift(node, d, depth, ctx)
-    line = _Line(depth, ctx.persistent)
+        return _loop_shift(node, *_delays(node, ctx), ctx)
+    line = _Line(_delays(node, ctx)[1], ctx.persistent)
 
     def fn(xs):
+        d, line.depth = _delays(node, ctx)
+        if torch.is_tensor(d):
+            return line.run(xs[0], lambda x: ax.delay(x, d))
         return line.run(xs[0], lambda x: ax.shift(x, d))
     return _kernel(fn, reset=line.reset)
 
@@ -279,47 +287,21 @@ def _loop_shift(node: Op, d, depth: int, ctx: Context):
             carried["frames"] = hist.prev[-max(depth, 1):]
         if isinstance(d, int):
             return frame(hist, d, batch)
+        dd = torch.trunc(d.detach())
         out = _zeros_like_step(node, batch, ctx.dtype)
-        view = d.reshape(-1, *([1] * (out.dim() - 2)))
-        for k in sorted({int(v) for v in d.reshape(-1).tolist()}):
+        view = dd.reshape(-1, *([1] * (out.dim() - 2)))
+        for k in sorted({int(v) for v in dd.reshape(-1).tolist()}):
             out = torch.where(view == k, frame(hist, k, batch), out)
         return out
     return _kernel(fn, reset=lambda: carried.update(frames=[]))
 
 
 def delta(node: Op, g: Graph, ctx: Context):
-    """``axon.delta``: lava-dl's Delta encoder module (as ``sigma_delta.Input`` uses it)."""
-    from slayerc.frontend.slayer.axon.delta import Delta
-
-    def make():
-        th = node.threshold  # type: ignore[attr-defined]
-        m = Delta(threshold=float(th) if not isinstance(th, ParamRef) else 0.0,
-                  cum_error=bool(node.cum_error), persistent_state=ctx.persistent or ctx.in_loop,
-                  scale=int(node.scale) * 64)  # type: ignore[attr-defined]
-        if isinstance(th, ParamRef):
-            m.threshold.data = torch.as_tensor(np.asarray(g.params[th.name]), dtype=torch.float32)
-        return m
-    return _stateful(make, lambda m, xs: m(xs[0]))
+    """``axon.delta`` and ``dendrite.sigma``: their family's dynamics (see :func:`neuron`)."""
+    return neuron(node, g, ctx)
 
 
-def sigma(node: Op, g: Graph, ctx: Context):
-    """``dendrite.sigma``: cumulative sum (carried across calls when persistent)."""
-    from slayerc.frontend.slayer.dendrite.sigma import Sigma
-
-    return _stateful(lambda: Sigma(persistent_state=ctx.persistent or ctx.in_loop),
-                     lambda m, xs: m(xs[0]))
-
-
-def _stateful(make, call):
-    """A kernel around a module that holds state; ``reset`` rebuilds it from scratch."""
-    holder = {"m": make()}
-
-    def fn(xs):
-        return call(holder["m"], xs)
-
-    def reset():
-        holder["m"] = make()
-    return _kernel(fn, modules=[holder["m"]], reset=reset)
+sigma = delta
 
 
 # ------------------------------------------------------------------------------------- norms
@@ -327,143 +309,59 @@ def _stateful(make, call):
 
 def batch_norm(node: Op, g: Graph, ctx: Context):
     """``norm.batch`` in inference form, through ``F.batch_norm`` as torch's eval BatchNorm."""
-    mean, var = _param(g, node.mean, ctx.dtype), _param(g, node.var, ctx.dtype)
-    w, b = _param(g, node.weight, ctx.dtype), _param(g, node.bias, ctx.dtype)
     eps = float(node.eps)  # type: ignore[attr-defined]
-    return _kernel(lambda xs: F.batch_norm(xs[0], mean, var, w, b, False, 0.0, eps))
+    refs = (node.mean, node.var, node.weight, node.bias)  # type: ignore[attr-defined]
+    return _kernel(lambda xs: F.batch_norm(xs[0], *(_param(ctx, r) for r in refs), False, 0.0,
+                                           eps))
 
 
 def mean_only_norm(node: Op, g: Graph, ctx: Context):
     """``norm.mean_only``: ``x − q(mean)`` with slayer's 8-bit quantizer."""
-    mean = _quantize_8bit(_param(g, node.mean, ctx.dtype), int(node.scale))  # type: ignore
-    return _kernel(lambda xs: xs[0] - _channel(mean, xs[0].dim()))
+    scale = int(node.scale)  # type: ignore[attr-defined]
+
+    def fn(xs):
+        mean = _quantize_8bit(_param(ctx, node.mean), scale)  # type: ignore[attr-defined]
+        return xs[0] - _channel(mean, xs[0].dim())
+    return _kernel(fn)
 
 
 def weight_scale_norm(node: Op, g: Graph, ctx: Context):
     """``norm.weight_scale``: ``(x − q(mean)) / 2^weight_exp``."""
-    mean = _quantize_8bit(_param(g, node.mean, ctx.dtype), int(node.scale))  # type: ignore
+    scale = int(node.scale)  # type: ignore[attr-defined]
     div = float(2.0 ** int(node.weight_exp))  # type: ignore[attr-defined]
-    return _kernel(lambda xs: (xs[0] - _channel(mean, xs[0].dim())) / div)
+
+    def fn(xs):
+        mean = _quantize_8bit(_param(ctx, node.mean), scale)  # type: ignore[attr-defined]
+        return (xs[0] - _channel(mean, xs[0].dim())) / div
+    return _kernel(fn)
 
 
 # ----------------------------------------------------------------------------------- neurons
 
-_DECAY_ATTRS = ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay",
-                "sin_decay", "cos_decay")
 
-
-class _AddBias(torch.nn.Module):
-    """Adds a per-channel (or per-neuron) bias where slayer applies its norm."""
-
-    def __init__(self, bias: torch.Tensor):
-        super().__init__()
-        self.bias = bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.bias
-        if b.dim() == 1 and x.dim() > 3:
-            b = b.reshape(-1, *([1] * (x.dim() - 3)))
-        return x + b.unsqueeze(-1)
-
-
-def _scalar(node: Op, attr: str) -> float:
-    value = getattr(node, attr)
-    if isinstance(value, ParamRef):
-        raise RuntimeSimError(f"a per-channel '{attr}' is not supported for {node.OP} by the "
-                              "float interpreter; use a scalar")
-    return float(value)
-
-
-def _construct(node: Op) -> torch.nn.Module:
-    from slayerc.frontend.slayer import neuron as nm
-
-    common = {"tau_grad": float(node.tau_grad), "scale_grad": float(node.scale_grad),
-              "scale": int(node.scale), "shape": tuple(node.shape)}
-    th = _scalar(node, "threshold")
-    op = node.OP
-    if op == "neuron.sigma_delta":
-        return nm.sigma_delta.Neuron(threshold=th, activation=ACTIVATIONS[node.activation],
-                                     cum_error=bool(node.cum_error), **common)
-    graded = {"graded_spike": bool(node.graded)}
-    if op == "neuron.cuba":
-        return nm.cuba.Neuron(th, 0.0, 0.0, **graded, **common)
-    if op == "neuron.alif":
-        return nm.alif.Neuron(th, _scalar(node, "threshold_step"), 0.0, 0.0, 0.0, 0.0,
-                              **graded, **common)
-    family = {"neuron.rf": nm.rf, "neuron.rf_iz": nm.rf_iz, "neuron.adrf": nm.adrf,
-              "neuron.adrf_iz": nm.adrf_iz}[op]
-    if op in ("neuron.adrf", "neuron.adrf_iz"):
-        return family.Neuron(th, _scalar(node, "threshold_step"), 10.0, 0.0, 0.0, 0.0,
-                             **graded, **common)
-    return family.Neuron(th, 10.0, 0.0, **graded, **common)
-
-
-ACTIVATIONS = {"relu": F.relu, "identity": lambda x: x, "sigmoid": torch.sigmoid,
-               "tanh": torch.tanh}
-
-
-def _set_decays(m: torch.nn.Module, node: Op, g: Graph) -> None:
-    for attr in _DECAY_ATTRS:
-        if not hasattr(node, attr):
-            continue
-        value = getattr(node, attr)
-        if isinstance(value, ParamRef):
-            data = torch.as_tensor(np.asarray(g.params[value.name], dtype=np.float64))
-        else:
-            data = torch.tensor([float(value)], dtype=torch.float64)
-        param = getattr(m, attr)
-        param.data = (data * P_SCALE).to(param.dtype).reshape(data.shape or (1,))
-
-
-def _bias(m: torch.nn.Module, node: Op, g: Graph) -> None:
-    value = node.bias  # type: ignore[attr-defined]
-    if value is None:
-        return
-    b = (torch.as_tensor(np.asarray(g.params[value.name])) if isinstance(value, ParamRef)
-         else torch.tensor([float(value)])).to(torch.float32)
-    if node.OP == "neuron.sigma_delta":
-        m.set_bias(b.reshape(-1))  # type: ignore[operator]
-        return
-    if node.OP not in ("neuron.cuba", "neuron.alif"):
-        raise RuntimeSimError(f"{node.OP} has no bias input in the float interpreter")
-    m.norm = _AddBias(b)
-
-
-def _sigma_delta_threshold(m: torch.nn.Module, node: Op, g: Graph) -> None:
-    th = node.threshold  # type: ignore[attr-defined]
-    if node.OP == "neuron.sigma_delta" and isinstance(th, ParamRef):
-        m.delta.threshold.data = torch.as_tensor(np.asarray(g.params[th.name]),
-                                                 dtype=torch.float32)
+def _value(node: Op, ctx: Context):
+    """``value(attr)`` for a family's ``node_args``: a live tensor for a parameter."""
+    def value(attr: str):
+        v = getattr(node, attr, None)
+        return ctx.params[v.name] if isinstance(v, ParamRef) else v
+    return value
 
 
 def neuron(node: Op, g: Graph, ctx: Context):
-    """Every ``neuron.*`` op: the modelling API's neuron module, configured from the node."""
+    """Every stateful family op (``neuron.*``, ``axon.delta``, ``dendrite.sigma``): the
+    ``ctx.kind`` kernel of its family (:mod:`slayerc.runtime.neurons`), falling back to the
+    family's torch dynamics; states carried between calls when persistent or in a loop."""
+    fam = families.family(node.OP)
+    run = families.kernel(node.OP, ctx.kind) or fam.dynamics
+    value = _value(node, ctx)
+    fam.node_args(node, value)  # attribute errors surface when the kernel is built
     persistent = ctx.persistent or ctx.in_loop
-
-    def make() -> torch.nn.Module:
-        m = _construct(node)
-        m.persistent_state = persistent
-        for sub in m.modules():
-            if hasattr(sub, "persistent_state"):
-                sub.persistent_state = persistent
-        _set_decays(m, node, g)
-        _bias(m, node, g)
-        m.eval()
-        return m
-
-    if any(isinstance(getattr(node, a, None), ParamRef) for a in ("threshold",)) \
-            and node.OP != "neuron.sigma_delta":
-        raise RuntimeSimError("per-channel thresholds are supported only for sigma_delta")
-    holder = {"m": make()}
-    if node.OP == "neuron.sigma_delta":
-        _sigma_delta_threshold(holder["m"], node, g)
+    state: dict[str, Any] = {}
 
     def fn(xs):
-        return holder["m"](xs[0])
-
-    def reset():
-        holder["m"] = make()
-        if node.OP == "neuron.sigma_delta":
-            _sigma_delta_threshold(holder["m"], node, g)
-    return _kernel(fn, modules=[holder["m"]], reset=reset)
-
+        args, kwargs = fam.node_args(node, value)
+        y, new = run(xs[0], *args, **kwargs, **state)
+        if persistent:
+            state.update({k: v for k, v in new.items() if k in fam.STATES})
+        return y
+    return _kernel(fn, reset=state.clear)

@@ -77,19 +77,35 @@ KERNELS: dict[str, Callable[[Op, Graph, K.Context], Kernel]] = {
 }
 
 
-class Interpreter:
-    """Runs one graph repeatedly; see the module docstring."""
+BUFFER_ATTRS = frozenset({"mean", "var", "mask"})
+"""Attributes whose parameters are statistics or structure: module buffers, never trained."""
 
-    def __init__(self, graph: Graph, persistent_state: bool | None = None,
-                 dtype: torch.dtype = torch.float32):
+
+class GraphModule(torch.nn.Module):
+    """A verified IR graph as a ``torch.nn.Module`` (see :func:`slayerc.to_module`).
+
+    Its parameters are the graph's parameters, registered under their own names (``fc1.weight``
+    is ``module.fc1.weight``; a name that cannot be a module path is flattened with ``_``), so
+    ``state_dict`` keys are the graph's parameter names.  Norm statistics and masks are buffers.
+    ``kind`` picks the neuron kernels registered in :mod:`slayerc.runtime.neurons` (``"torch"``,
+    or ``"triton"`` once the Triton backend is imported; a family without one runs its torch
+    dynamics).  Learnable decays are clamped to their IR range on every forward, as slayer does.
+    :meth:`to_graph` gives the graph back with the current parameter values.
+    """
+
+    def __init__(self, graph: Graph, kind: str = "torch", persistent_state: bool | None = None,
+                 dtype: torch.dtype = torch.float32, requires_grad: bool = True):
+        super().__init__()
         if "shapes" not in graph.facts:
             raise RuntimeSimError("the interpreter needs shapes: run the 'shape-infer' pass first")
-        self.graph, self.persistent_state, self.dtype = graph, persistent_state, dtype
+        self._graph, self.persistent_state, self.dtype = graph, persistent_state, dtype
+        self._paths: dict[str, str] = {}
+        live = self._register(graph, dtype, requires_grad)
         loops = cycles(graph)
         self.loop_of = {name: i for i, loop in enumerate(loops) for name in loop}
         self.loops = loops
         self.order = topo_order(graph)
-        ctx = K.Context(dtype=dtype)
+        ctx = K.Context(dtype=dtype, params=live, kind=kind)
         self.kernels: dict[str, Kernel] = {}
         self.keeps: dict[str, bool] = {}
         for node in graph:
@@ -102,8 +118,73 @@ class Interpreter:
                 self.kernels[node.name] = build(node, graph, node_ctx)
             except SlayerError as e:
                 raise RuntimeSimError(f"{node.describe()}: {e}") from e
+        self._clamps = _clamps(graph)
         self._batch: int | None = None
         self._loop_prev: dict[str, list[Value]] = {}
+
+    # -- parameters ------------------------------------------------------------------------
+    def _register(self, graph: Graph, dtype: torch.dtype,
+                  requires_grad: bool) -> dict[str, torch.Tensor]:
+        """Register every graph parameter on this module; returns name -> live tensor."""
+        use = {ref.name: attr for node in graph for attr, ref in node.param_refs()}
+        for name, arr in graph.params.items():
+            t = torch.as_tensor(np.asarray(arr)).to(dtype)
+            owner, leaf = self._owner(name)
+            if requires_grad and use.get(name) not in BUFFER_ATTRS:
+                owner.register_parameter(leaf, torch.nn.Parameter(t))
+            else:
+                owner.register_buffer(leaf, t)
+        return _Live(self)
+
+    def _owner(self, name: str) -> tuple[torch.nn.Module, str]:
+        """The submodule and attribute that hold parameter ``name`` (created on demand)."""
+        *path, leaf = name.split(".")
+        owner: torch.nn.Module = self
+        try:
+            for part in path:
+                child = owner._modules.get(part)
+                if child is None:
+                    if not part or hasattr(owner, part):
+                        raise KeyError(part)
+                    child = torch.nn.Module()
+                    owner.add_module(part, child)
+                owner = child
+            if not leaf or hasattr(owner, leaf):
+                raise KeyError(leaf)
+        except KeyError:
+            owner, leaf = self, "p_" + name.replace(".", "_")
+        self._paths[name] = leaf if owner is self else name
+        return owner, leaf
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Graph parameter name -> this module's live tensor (parameter or buffer)."""
+        live = _Live(self)
+        return {name: live[name] for name in self._paths}
+
+    def to_graph(self) -> Graph:
+        """The graph with this module's current parameter values (ready to save as ``.sir`` or
+        ``.net``): each array keeps its dtype and shape; integer arrays (delays) are truncated
+        to whole steps and held at ``>= 0``; decays are held in their IR range.  The facts
+        ``quant-legal`` and ``delays-legal`` are dropped (run the target's legalization before
+        writing a netlist)."""
+        params = {}
+        for name, t in self.tensors().items():
+            old = np.asarray(self._graph.params[name])
+            arr = t.detach().cpu().to(torch.float64).numpy().reshape(old.shape)
+            if np.issubdtype(old.dtype, np.integer):
+                arr = np.maximum(np.trunc(arr), 0)
+            lo_hi = self._clamps.get(name)
+            if lo_hi is not None:
+                arr = np.clip(arr, *lo_hi)
+            params[name] = arr.astype(old.dtype)
+        # trained values are off the target's grid and may exceed its delay limit
+        facts = self._graph.facts - {"quant-legal", "delays-legal"}
+        return self._graph.replace(params=params, facts=facts)
+
+    @property
+    def graph(self) -> Graph:
+        """The graph this module was built from (its parameters as they were then)."""
+        return self._graph
 
     def reset(self) -> None:
         """Forget every carried state (neurons, shift buffers, delay lines)."""
@@ -111,7 +192,7 @@ class Interpreter:
             k.reset()
         self._loop_prev = {}
 
-    def __call__(self, x: torch.Tensor | np.ndarray | Mapping[str, Any]) -> Any:
+    def forward(self, x: torch.Tensor | np.ndarray | Mapping[str, Any]) -> Any:
         """Run on ``x``; returns the output (or a dict by output name if there are several)."""
         feeds = self._feeds(x)
         batch = next(iter(feeds.values())).shape[0]
@@ -121,24 +202,35 @@ class Interpreter:
             if not self.keeps[name]:
                 kernel.reset()
         self._batch = batch
+        self._clamp()
         values: dict[str, Value] = {}
         done_loops: set[int] = set()
-        with torch.no_grad():
-            for name in self.order:
-                if name in values:
-                    continue
-                loop = self.loop_of.get(name)
-                if loop is None:
-                    values[name] = self._run(name, values, feeds)
-                elif loop not in done_loops:
-                    done_loops.add(loop)
-                    values.update(self._run_loop(self.loops[loop], values, feeds))
-        outs = {n.name: values[n.name] for n in self.graph.outputs}
+        for name in self.order:
+            if name in values:
+                continue
+            loop = self.loop_of.get(name)
+            if loop is None:
+                values[name] = self._run(name, values, feeds)
+            elif loop not in done_loops:
+                done_loops.add(loop)
+                values.update(self._run_loop(self.loops[loop], values, feeds))
+        outs = {n.name: values[n.name] for n in self._graph.outputs}
         return next(iter(outs.values())) if len(outs) == 1 else outs
+
+    def _clamp(self) -> None:
+        """Hold learnable decays in their IR range (slayer clamps its decays the same way)."""
+        if not self._clamps or not torch.is_grad_enabled():
+            return
+        live = self.tensors()
+        with torch.no_grad():
+            for name, (lo, hi) in self._clamps.items():
+                if live[name].requires_grad:
+                    live[name].clamp_(lo, hi)
+
 
     # -- internals -------------------------------------------------------------------------
     def _feeds(self, x: Any) -> dict[str, torch.Tensor]:
-        inputs = self.graph.inputs
+        inputs = self._graph.inputs
         if not isinstance(x, Mapping):
             if len(inputs) != 1:
                 names = ", ".join(f"%{n.name}" for n in inputs)
@@ -165,7 +257,7 @@ class Interpreter:
         return [values[i] for i in node.inputs]
 
     def _run(self, name: str, values: dict[str, Value], feeds: dict[str, torch.Tensor]) -> Value:
-        node = self.graph[name]
+        node = self._graph[name]
         try:
             return self.kernels[name].fn(self._args(node, values, feeds))
         except SlayerError as e:
@@ -183,7 +275,7 @@ class Interpreter:
         for t in range(steps):
             now: dict[str, Value] = {}
             for name in members:
-                node = self.graph[name]
+                node = self._graph[name]
                 args = [now[i] if i in now else (_at(values[i], t) if i in values else None)
                         for i in node.inputs]
                 if node.is_delay():
@@ -197,6 +289,39 @@ class Interpreter:
         self._loop_prev.update(trace)
         return {n: _cat(trace[n]) for n in members}
 
+
+class _Live(Mapping):
+    """Graph parameter name -> the module's tensor now (buffers are new objects after
+    ``module.to(...)``, so kernels look them up at each call)."""
+
+    def __init__(self, module: GraphModule):
+        self.module = module
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        obj: Any = self.module
+        for part in self.module._paths[name].split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def __iter__(self):
+        return iter(self.module._paths)
+
+    def __len__(self) -> int:
+        return len(self.module._paths)
+
+
+class Interpreter(GraphModule):
+    """Runs one graph repeatedly, in inference (no gradients); see the module docstring."""
+
+    def __init__(self, graph: Graph, persistent_state: bool | None = None,
+                 dtype: torch.dtype = torch.float32, kind: str = "torch"):
+        super().__init__(graph, kind=kind, persistent_state=persistent_state, dtype=dtype,
+                         requires_grad=False)
+
+    def __call__(self, x: torch.Tensor | np.ndarray | Mapping[str, Any]) -> Any:
+        """Run on ``x``; returns the output (or a dict by output name if there are several)."""
+        with torch.no_grad():
+            return self.forward(x)
 
 class _History:
     """The values a delay node's input had at the steps before ``t`` (for recurrent loops)."""
@@ -220,6 +345,17 @@ def _cat(vs: list[Value]) -> Value:
 def interpret(graph: Graph, x: Any, dtype: torch.dtype = torch.float32) -> Any:
     """Run ``graph`` once on ``x`` (see :class:`Interpreter`)."""
     return Interpreter(graph, dtype=dtype)(x)
+
+
+def _clamps(graph: Graph) -> dict[str, tuple[float, float]]:
+    """Parameter name -> IR range, for every bounded neuron parameter held as a parameter."""
+    out: dict[str, tuple[float, float]] = {}
+    for node in graph:
+        for attr, lo, hi, _ in getattr(node, "PARAMS", ()):
+            ref = getattr(node, attr, None)
+            if isinstance(ref, ParamRef) and lo is not None and hi is not None:
+                out[ref.name] = (float(lo), float(hi))
+    return out
 
 
 def param_tensor(g: Graph, ref: ParamRef, dtype: torch.dtype) -> torch.Tensor:

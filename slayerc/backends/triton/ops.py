@@ -2,13 +2,11 @@
 
 Each family has one functional op (:func:`cuba`, :func:`alif`, :func:`rf`, :func:`rf_iz`,
 :func:`adrf`, :func:`adrf_iz`, :func:`sigma_delta`) that runs dynamics, spike, the block's
-one-step ``delay_shift`` and the integer axonal delay in one kernel launch per direction.  The
-same signature exists as ``reference_<family>`` in :mod:`slayerc.backends.triton.reference`,
-composed from :mod:`slayerc.runtime` (the oracle).  The dispatcher runs the kernel when the input
-is on CUDA, or on CPU when ``TRITON_INTERPRET=1``; otherwise it runs the reference and warns once
-per process.
-
-:mod:`slayerc.backends.triton.adapters` runs ``slayerc.slayer`` neurons and blocks through these.
+one-step ``delay_shift`` and the integer axonal delay in one kernel launch per direction.  Each
+has the signature of its family's ``dynamics`` in :mod:`slayerc.runtime.neurons` (the torch
+oracle), and registers there as the family's ``"triton"`` kernel when this module is imported.
+The dispatcher runs the kernel when the input is on CUDA, or on CPU when ``TRITON_INTERPRET=1``;
+otherwise it runs the family's torch dynamics and warns once per process.
 
 Every op returns ``(spikes, states)``; ``states`` is a dict holding what a persistent neuron
 stores after the call (slayer units, ``[N, *S]``), plus ``shift_state`` (the last pre-shift
@@ -26,9 +24,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from slayerc.backends.triton import reference as ref
-from slayerc.backends.triton.reference import NO_OUTPUT, Output
-from slayerc.runtime.dynamics import P_SCALE, param_view, reduce_to, reset_level
+from slayerc.runtime import neurons as families
+from slayerc.runtime.dynamics import (
+    P_SCALE,
+    DynamicsShapeError,
+    param_view,
+    reduce_to,
+    reset_level,
+)
+from slayerc.runtime.neurons import adrf as _adrf
+from slayerc.runtime.neurons import adrf_iz as _adrf_iz
+from slayerc.runtime.neurons import alif as _alif
+from slayerc.runtime.neurons import cuba as _cuba
+from slayerc.runtime.neurons import rf as _rf
+from slayerc.runtime.neurons import rf_iz as _rf_iz
+from slayerc.runtime.neurons import sigma_delta as _sd
+from slayerc.runtime.neurons.common import NO_OUTPUT, Output
+from slayerc.runtime.neurons.delta import held_threshold
 
 __all__ = [
     "Output", "adrf", "adrf_iz", "alif", "cuba", "rf", "rf_iz", "sigma_delta",
@@ -107,7 +119,7 @@ class _Geom:
         self.shape = x.shape
         self.spatial = tuple(x.shape[1:-1])
         if x.dim() < 3:
-            raise ref.DynamicsShapeError(
+            raise DynamicsShapeError(
                 f"expected an input of at least 3 dimensions [batch, *neurons, time], "
                 f"got shape {list(x.shape)}"
             )
@@ -200,7 +212,7 @@ class _Geom:
             if steps.numel() == self.spatial[0] and steps.numel() != self.m:
                 steps = param_view(steps, self.spatial).expand(self.spatial)
             elif steps.numel() != self.m:
-                raise ref.DynamicsShapeError(
+                raise DynamicsShapeError(
                     f"delay of shape {list(d.shape)} fits neither the {self.spatial[0]} "
                     f"channels nor the {self.m} neurons of an input of shape {list(self.shape)}"
                 )
@@ -344,10 +356,10 @@ def cuba(
     x, current_decay, voltage_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12,
     graded=False, current_state=None, voltage_state=None, output=NO_OUTPUT,
 ):
-    """CUBA-LIF neuron, fused (spec §4.1); signature of :func:`reference.cuba`."""
+    """CUBA-LIF neuron, fused (spec §4.1); signature of ``neurons.cuba.dynamics``."""
     if not use_triton(x):
         _warn_fallback(x)
-        return ref.cuba(
+        return _cuba.dynamics(
             x, current_decay, voltage_decay, threshold, tau_rho, scale_rho, scale=scale,
             graded=graded, current_state=current_state, voltage_state=voltage_state,
             output=output,
@@ -355,7 +367,7 @@ def cuba(
     th = threshold + 0.01 / scale
     level = reset_level(th * scale) if th * scale > 0 else None
     cfg = _LifCfg(
-        th, level, tau_rho * ref.CUBA_TAU, scale_rho * ref.CUBA_SIGMA, graded, int(scale),
+        th, level, tau_rho * _cuba.TAU, scale_rho * _cuba.SIGMA, graded, int(scale),
         (current_state, voltage_state), None, output,
     )
     y, last = _LifFn.apply(x, current_decay, voltage_decay, output.delay, cfg)
@@ -367,10 +379,10 @@ def alif(
     threshold_step, tau_rho, scale_rho, *, scale=1 << 12, graded=False, current_state=None,
     voltage_state=None, threshold_state=None, refractory_state=None, output=NO_OUTPUT,
 ):
-    """Adaptive LIF neuron, fused (spec §4.2); signature of :func:`reference.alif`."""
+    """Adaptive LIF neuron, fused (spec §4.2); signature of ``neurons.alif.dynamics``."""
     if not use_triton(x):
         _warn_fallback(x)
-        return ref.alif(
+        return _alif.dynamics(
             x, current_decay, voltage_decay, threshold_decay, refractory_decay, threshold,
             threshold_step, tau_rho, scale_rho, scale=scale, graded=graded,
             current_state=current_state, voltage_state=voltage_state,
@@ -379,7 +391,7 @@ def alif(
     adapt = (threshold_decay, refractory_decay, threshold_step, threshold, threshold_state,
              refractory_state)
     cfg = _LifCfg(
-        threshold, None, tau_rho * ref.ALIF_TAU, scale_rho * ref.ALIF_SIGMA, graded, int(scale),
+        threshold, None, tau_rho * _alif.TAU, scale_rho * _alif.SIGMA, graded, int(scale),
         (current_state, voltage_state), adapt, output,
     )
     y, last = _LifFn.apply(x, current_decay, voltage_decay, output.delay, cfg)
@@ -416,7 +428,7 @@ class _RfFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_re, x_im, sin_decay, cos_decay, delay, cfg: _RfCfg):
         if x_im.shape != x_re.shape:
-            raise ref.DynamicsShapeError(
+            raise DynamicsShapeError(
                 f"real input {list(x_re.shape)} and imaginary input {list(x_im.shape)} differ"
             )
         phase, reset, one_trunc = _RF_KINDS[cfg.kind]
@@ -525,10 +537,10 @@ def rf(
     """Resonate-and-fire neuron with phase spike, fused (spec §4.3); ``x = (x_re, x_im)``."""
     if not use_triton(x[0]):
         _warn_fallback(x[0])
-        return ref.rf(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
+        return _rf.dynamics(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
                       graded=graded, real_state=real_state, imag_state=imag_state, output=output)
-    return _rf_call("rf", x, sin_decay, cos_decay, threshold, tau_rho * ref.RF_TAU,
-                    scale_rho * ref.RF_SIGMA, graded, scale, (real_state, imag_state), None,
+    return _rf_call("rf", x, sin_decay, cos_decay, threshold, tau_rho * _rf.TAU,
+                    scale_rho * _rf.SIGMA, graded, scale, (real_state, imag_state), None,
                     output)
 
 
@@ -539,11 +551,11 @@ def rf_iz(
     """Resonate-and-fire Izhikevich neuron, fused (spec §4.4); ``x = (x_re, x_im)``."""
     if not use_triton(x[0]):
         _warn_fallback(x[0])
-        return ref.rf_iz(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
+        return _rf_iz.dynamics(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
                          graded=graded, real_state=real_state, imag_state=imag_state,
                          output=output)
-    return _rf_call("rf_iz", x, sin_decay, cos_decay, threshold, tau_rho * ref.RF_IZ_TAU,
-                    scale_rho * ref.RF_IZ_SIGMA, graded, scale, (real_state, imag_state), None,
+    return _rf_call("rf_iz", x, sin_decay, cos_decay, threshold, tau_rho * _rf_iz.TAU,
+                    scale_rho * _rf_iz.SIGMA, graded, scale, (real_state, imag_state), None,
                     output)
 
 
@@ -551,8 +563,8 @@ def _adaptive_rf(kind, x, sin_decay, cos_decay, threshold_decay, refractory_deca
                  threshold_step, tau_rho, scale_rho, scale, graded, states, output):
     re_state, im_state, th_state, ref_state = states
     adapt = (threshold_decay, refractory_decay, threshold_step, threshold, th_state, ref_state)
-    return _rf_call(kind, x, sin_decay, cos_decay, threshold, tau_rho * ref.ADRF_TAU,
-                    scale_rho * ref.ADRF_SIGMA, graded, scale, (re_state, im_state), adapt,
+    return _rf_call(kind, x, sin_decay, cos_decay, threshold, tau_rho * _adrf.TAU,
+                    scale_rho * _adrf.SIGMA, graded, scale, (re_state, im_state), adapt,
                     output)
 
 
@@ -565,7 +577,7 @@ def adrf(
     states = (real_state, imag_state, threshold_state, refractory_state)
     if not use_triton(x[0]):
         _warn_fallback(x[0])
-        return ref.adrf(x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold,
+        return _adrf.dynamics(x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold,
                         threshold_step, tau_rho, scale_rho, scale=scale, graded=graded,
                         real_state=real_state, imag_state=imag_state,
                         threshold_state=threshold_state, refractory_state=refractory_state,
@@ -584,7 +596,7 @@ def adrf_iz(
     states = (real_state, imag_state, threshold_state, refractory_state)
     if not use_triton(x[0]):
         _warn_fallback(x[0])
-        return ref.adrf_iz(x, sin_decay, cos_decay, threshold_decay, refractory_decay,
+        return _adrf_iz.dynamics(x, sin_decay, cos_decay, threshold_decay, refractory_decay,
                            threshold, threshold_step, tau_rho, scale_rho, scale=scale,
                            graded=graded, real_state=real_state, imag_state=imag_state,
                            threshold_state=threshold_state, refractory_state=refractory_state,
@@ -663,9 +675,10 @@ def sigma_delta(
     sigma_state=None, pre_state=None, residual_state=None, error_state=None, output=NO_OUTPUT,
 ):
     """Sigma-delta neuron with ReLU activation, fused (spec §4.7, §5.3)."""
+    threshold = held_threshold(threshold, int(scale))
     if not use_triton(x):
         _warn_fallback(x)
-        return ref.sigma_delta(
+        return _sd.dynamics(
             x, threshold, bias=bias, scale=scale, tau_grad=tau_grad, scale_grad=scale_grad,
             cum_error=cum_error, sigma_state=sigma_state, pre_state=pre_state,
             residual_state=residual_state, error_state=error_state, output=output,
@@ -676,3 +689,31 @@ def sigma_delta(
     sig, a, res, err, s = (t.reshape(x.shape[:-1]) for t in last)
     return y, {"sigma_state": sig, "pre_state": a, "residual_state": res, "error_state": err,
                "shift_state": s}
+
+
+# ------------------------------------------------------------------------ family registration
+
+_FUSED = {
+    "neuron.cuba": cuba, "neuron.alif": alif, "neuron.rf": rf, "neuron.rf_iz": rf_iz,
+    "neuron.adrf": adrf, "neuron.adrf_iz": adrf_iz, "neuron.sigma_delta": sigma_delta,
+}
+
+
+def _registered(op: str, fused):
+    """The ``"triton"`` kernel of ``op``: the fused op where it covers the call (no neuron
+    norm or bias hook, ReLU activation), the family's torch dynamics otherwise."""
+    family = families.family(op)
+
+    def run(x, *args, norm=None, want_state=True, activation=None, **kwargs):
+        if norm is not None or activation not in (None, torch.relu, torch.nn.functional.relu):
+            extra = {"activation": activation} if activation is not None else {}
+            if op == "neuron.cuba":
+                extra["want_state"] = want_state
+            return family.dynamics(x, *args, norm=norm, **extra, **kwargs)
+        return fused(x, *args, **kwargs)
+    run.__doc__ = f"``{op}`` through :func:`{fused.__name__}` (registered Triton kernel)."
+    return run
+
+
+for _op, _fn in _FUSED.items():
+    families.register(_op, "triton", _registered(_op, _fn))

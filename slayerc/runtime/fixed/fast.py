@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from slayerc.runtime import neurons as families
 from slayerc.runtime.fixed import neurons as nk
 
 try:  # pragma: no cover - depends on the environment
@@ -249,7 +250,7 @@ def _adaptive(k: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
             _ints(k.fr, shape, 4096))
 
 
-def _run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
+def run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
     shape = k.shape
     m = int(np.prod(shape, dtype=np.int64))
     alif = type(k) is nk.Alif
@@ -266,7 +267,7 @@ def _run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) 
 _RES_MODES = {nk.RF: 0, nk.RFIz: 1, nk.Adrf: 2, nk.AdrfIz: 3}
 
 
-def _run_resonator(k: nk._Resonator, a: np.ndarray, b: np.ndarray | None,
+def run_resonator(k: nk._Resonator, a: np.ndarray, b: np.ndarray | None,
                    out: np.ndarray) -> None:
     assert b is not None
     shape = k.shape
@@ -283,7 +284,7 @@ def _run_resonator(k: nk._Resonator, a: np.ndarray, b: np.ndarray | None,
                out.reshape(out.shape[0], out.shape[1], m))
 
 
-def _run_sigma_delta(k: nk.SigmaDelta, a: np.ndarray, b: np.ndarray | None,
+def run_sigma_delta(k: nk.SigmaDelta, a: np.ndarray, b: np.ndarray | None,
                      out: np.ndarray) -> None:
     shape = k.shape
     m = int(np.prod(shape, dtype=np.int64))
@@ -292,23 +293,20 @@ def _run_sigma_delta(k: nk.SigmaDelta, a: np.ndarray, b: np.ndarray | None,
                  out.reshape(out.shape[0], out.shape[1], m))
 
 
-def _run_sigma(k: nk.Sigma, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
+def run_sigma(k: nk.Sigma, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
     m = int(np.prod(k.shape, dtype=np.int64))
     _sigma(_flat(a, m), out.reshape(out.shape[0], out.shape[1], m))
 
 
-_RUNNERS = {nk.Cuba: _run_cuba, nk.Alif: _run_cuba, nk.RF: _run_resonator,
-            nk.RFIz: _run_resonator, nk.Adrf: _run_resonator, nk.AdrfIz: _run_resonator,
-            nk.SigmaDelta: _run_sigma_delta, nk.Delta: _run_sigma_delta, nk.Sigma: _run_sigma}
 
 
 def run(k: nk.NeuronKernel, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> bool:
     """Run ``k`` over the whole sequence ``a`` (``b``) into ``out`` compiled, if possible.
 
     ``out`` must be a C-contiguous float64 array of ``a``'s shape.  Returns False (and leaves
-    ``out`` alone) when the compiled path is off or has no form for ``type(k)``.
+    ``out`` alone) when the compiled path is off or the family registers no ``numba`` loop.
     """
-    runner = _RUNNERS.get(type(k)) if enabled() else None
+    runner = families.kernel(k.node.OP, "numba") if enabled() else None
     if runner is None or not out.flags.c_contiguous or out.dtype != np.float64:
         return False
     if a.shape[0] and a.shape[1] and out.size:

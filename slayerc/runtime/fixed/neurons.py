@@ -371,9 +371,3 @@ class Sigma(NeuronKernel):
         return self.sigma
 
 
-NEURONS: dict[str, type[NeuronKernel]] = {
-    "neuron.cuba": Cuba, "neuron.alif": Alif, "neuron.rf": RF, "neuron.rf_iz": RFIz,
-    "neuron.adrf": Adrf, "neuron.adrf_iz": AdrfIz, "neuron.sigma_delta": SigmaDelta,
-    "axon.delta": Delta, "dendrite.sigma": Sigma,
-}
-"""Neuron-like ops, keyed by ``OP``: each is one netlist layer's output."""

@@ -1,0 +1,40 @@
+"""``neuron.adrf_iz``: resonator (no reset) with adaptive threshold, Izhikevich spike
+(``spec/slayer-dynamics.md`` §4.6).
+
+``spike[t] = im[t] ≥ θ[t] + r[t]``; on a spike ``θ += θ_step``, ``r += 2 θ[t]``.
+"""
+
+from __future__ import annotations
+
+from slayerc.runtime import dynamics as dyn
+from slayerc.runtime import spikes
+from slayerc.runtime.neurons._resonator import ADAPTIVE_DECAYS, RF_DECAYS
+from slayerc.runtime.neurons._resonator import adaptive_args as node_args  # noqa: F401
+from slayerc.runtime.neurons.common import NO_OUTPUT, adapted, apply_output, fired, last
+
+OP = "neuron.adrf_iz"
+PARAMS = RF_DECAYS + ADAPTIVE_DECAYS
+STATES = ("real_state", "imag_state", "threshold_state", "refractory_state")
+TAU, SIGMA = 100, 0.1
+
+
+def dynamics(
+    x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold, threshold_step,
+    tau_rho, scale_rho, *, scale=1 << 12, graded=False, real_state=None, imag_state=None,
+    threshold_state=None, refractory_state=None, output=NO_OUTPUT,
+):
+    """Adaptive RF-Izhikevich spikes of ``x = (x_re, x_im)``.  Returns ``(y, states)``."""
+    re, im, th, r = dyn.adaptive_resonator(
+        x[0], x[1], sin_decay, cos_decay, threshold_decay, refractory_decay, threshold_step,
+        threshold, scale, (real_state, imag_state, threshold_state, refractory_state),
+    )
+    s = spikes.spike(im, th + r, tau_rho * TAU, scale_rho * SIGMA, graded)
+    states = {"real_state": last(re), "imag_state": last(im), "shift_state": last(s)}
+    return apply_output(s, output), adapted(states, th, r, fired(s), threshold_step)
+
+
+KERNELS = {
+    "torch": dynamics,
+    "fixed": "slayerc.runtime.fixed.neurons:AdrfIz",
+    "numba": "slayerc.runtime.fixed.fast:run_resonator",
+}

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 
 from slayerc.errors import RuntimeSimError
 from slayerc.ir.core import Graph, Op, ParamRef
+from slayerc.runtime import neurons as families
 from slayerc.runtime.fixed import fast
-from slayerc.runtime.fixed.neurons import NEURONS, NeuronKernel
+from slayerc.runtime.fixed.neurons import NeuronKernel
 from slayerc.runtime.fixed.quant import W_SCALE, DenseWeights, grid, netx_dense_weights
 
 W_LO, W_HI = -256, 255
@@ -202,40 +203,86 @@ def _frames(x: np.ndarray, rank: int) -> tuple[torch.Tensor, tuple[int, ...]]:
     return torch.from_numpy(np.ascontiguousarray(x).reshape((-1, *x.shape[x.ndim - rank:]))), lead
 
 
+F32_EXACT = float(1 << 24)
+"""float32 holds every integer of magnitude below 2^24 exactly."""
+
+
+def ieee_float32() -> bool:
+    """Whether torch's CPU float32 convolutions run in full IEEE precision (no bf16/tf32
+    shortcuts a user may have switched on), so integer sums below 2^24 are exact."""
+    mkldnn = torch.backends.mkldnn
+    modes = {getattr(getattr(mkldnn, "conv", None), "fp32_precision", "none"),
+             getattr(mkldnn, "fp32_precision", "none")}
+    return torch.get_float32_matmul_precision() == "highest" and modes <= {"none", "ieee"}
+
+
 class Conv(Kernel):
-    """``synapse.conv`` as Lava's ``Conv`` fixed_pt: raw weights, output wrapped to 24 bits."""
+    """``synapse.conv`` as Lava's ``Conv`` fixed_pt: raw weights, output wrapped to 24 bits.
+
+    All ``T·N`` frames of a sequence go through one convolution (every output position at once).
+    It runs in float32 (several times faster than float64) whenever that is exact: every
+    product and partial sum is an integer of magnitude at most ``max|x| · reach``, where
+    ``reach`` bounds the sum of ``|w|`` feeding one output; below 2^24 float32 holds them all,
+    whatever order the library sums in.  Otherwise it runs in float64 (exact below 2^53).
+    """
 
     def __init__(self, g: Graph, node: Op, ctx: dict[str, Any]):
         super().__init__(g, node, ctx)
         if getattr(node, "weight_imag", None) is not None:
             raise RuntimeSimError(f"{node.describe()}: complex convolutions are not supported")
-        self.w = torch.from_numpy(_weights(g, node, "weight"))
+        w = _weights(g, node, "weight")
+        self.w = torch.from_numpy(w)
+        self.w32 = self.w.to(torch.float32)
+        self.reach = self.weight_reach(np.abs(w))
         self.in_rank = 3
         self.bias = None  # per output channel, like Dense's (float-trained convs after BN folding)
         if getattr(node, "bias", None) is not None:
             self.bias = grid(g, node, "bias", W_SCALE).reshape(-1, 1, 1)
 
-    def op(self, x: torch.Tensor) -> torch.Tensor:
+    def weight_reach(self, w_abs: np.ndarray) -> float:
+        """An upper bound of ``Σ|w|`` over the weights feeding one output (``[O, I/g, kh, kw]``)."""
+        return float(w_abs.reshape(w_abs.shape[0], -1).sum(axis=1).max(initial=0.0))
+
+    def op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """The convolution on a batch of frames."""
         n = self.node
-        return F.conv2d(x, self.w, stride=n.stride, padding=n.padding, dilation=n.dilation,
+        return F.conv2d(x, w, stride=n.stride, padding=n.padding, dilation=n.dilation,
                         groups=n.groups)
+
+    def _convolve(self, frames: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The exact integer convolution of ``frames``, and a bound of its magnitude."""
+        if not frames.numel():
+            return self.op(frames, self.w), 0.0
+        # Rounding to float32 is monotone and keeps 2^24, so |x| < 2^24 (where the cast is
+        # exact) shows in the float32 copy; the bound then covers every partial sum.
+        f32 = frames.to(torch.float32)
+        lo, hi = torch.aminmax(f32)
+        bound = max(-float(lo), float(hi)) * self.reach
+        if bound < F32_EXACT and ieee_float32():
+            return self.op(f32, self.w32).to(torch.float64), bound
+        return self.op(frames, self.w), float(frames.abs().max()) * self.reach
 
     def apply(self, ins: list[Sig]) -> Sig:
         x, e = _spikes_in(self.node, ins[0])
         frames, lead = _frames(x, self.in_rank)
-        y = self.op(frames).numpy().reshape(lead + tuple(self.node.shape))
+        y, bound = self._convolve(frames)
+        y = y.numpy().reshape(lead + tuple(self.node.shape))
         if self.bias is not None:
             y = y + self.bias * float(1 << e)
-        return Sig(wrap(y, 24), None, e + 6)
+            bound += float(np.abs(self.bias).max(initial=0.0)) * float(1 << e)
+        return Sig(y if bound < float(1 << 23) else wrap(y, 24), None, e + 6)
 
 
 class ConvTranspose(Conv):
     """``synapse.conv_transpose`` (not in netx): exact integer transposed conv, 24-bit wrap."""
 
-    def op(self, x: torch.Tensor) -> torch.Tensor:
+    def weight_reach(self, w_abs: np.ndarray) -> float:
+        """Each output channel sums over input channels and kernel taps (``[I, O/g, kh, kw]``)."""
+        return float(w_abs.sum(axis=(0, 2, 3)).max(initial=0.0))
+
+    def op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n = self.node
-        return F.conv_transpose2d(x, self.w, stride=n.stride, padding=n.padding,
+        return F.conv_transpose2d(x, w, stride=n.stride, padding=n.padding,
                                   dilation=n.dilation, groups=n.groups)
 
 
@@ -246,11 +293,11 @@ class Pool(Conv):
     (``[1, C·H, W]``), convolve with the shared kernel, unfold.
     """
 
-    def op(self, x: torch.Tensor) -> torch.Tensor:
+    def op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n = self.node
-        kh, kw = self.w.shape[2:]
+        kh, kw = w.shape[2:]
         x = F.pad(x, (0, x.shape[3] % kw, 0, x.shape[2] % kh))
-        y = F.conv2d(x.reshape(x.shape[0], 1, -1, x.shape[3]), self.w, stride=n.stride,
+        y = F.conv2d(x.reshape(x.shape[0], 1, -1, x.shape[3]), w, stride=n.stride,
                      padding=n.padding, dilation=n.dilation)
         return y.reshape((x.shape[0], *n.shape))
 
@@ -258,9 +305,9 @@ class Pool(Conv):
 class Unpool(Conv):
     """``synapse.unpool`` (not in netx): per-channel transposed sum pool, 24-bit wrap."""
 
-    def op(self, x: torch.Tensor) -> torch.Tensor:
+    def op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n = self.node
-        y = F.conv_transpose2d(x.reshape(x.shape[0], 1, -1, x.shape[3]), self.w,
+        y = F.conv_transpose2d(x.reshape(x.shape[0], 1, -1, x.shape[3]), w,
                                stride=n.stride, padding=n.padding, dilation=n.dilation)
         return y.reshape((x.shape[0], *n.shape))
 
@@ -334,7 +381,7 @@ class Neuron(Kernel):
 
     def __init__(self, g: Graph, node: Op, ctx: dict[str, Any]):
         super().__init__(g, node, ctx)
-        self.k: NeuronKernel = NEURONS[node.OP](g, node)
+        self.k: NeuronKernel = families.kernel(node.OP, "fixed")(g, node)
 
     def _inputs(self, x: Sig) -> tuple[np.ndarray, np.ndarray | None]:
         target = self.k.STATE_EXP
@@ -425,7 +472,7 @@ KERNELS: dict[str, type[Kernel]] = {
     "tensor.flatten": Flatten, "tensor.reshape": Flatten, "tensor.add": Add,
     "tensor.concat": Concat, "tensor.affine": Affine,
     "axon.shift": Delayed, "axon.delay": Delayed,
-    **{op: Neuron for op in NEURONS},
+    **{op: Neuron for op in families.ops_with("fixed")},
 }
 """Kernel class per ``OP``.  Ops missing here have no fixed-point form (see the docs)."""
 

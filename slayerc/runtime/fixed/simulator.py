@@ -30,6 +30,7 @@ from slayerc.ir.analysis import to_nx, topo_order
 from slayerc.ir.core import Graph, Op
 from slayerc.ir.target import Target
 from slayerc.ir.target import get as get_target
+from slayerc.runtime import neurons as families
 from slayerc.runtime.fixed.kernels import (
     Delayed,
     Kernel,
@@ -38,11 +39,11 @@ from slayerc.runtime.fixed.kernels import (
     joint_dense_weights,
     make_kernel,
 )
-from slayerc.runtime.fixed.neurons import NEURONS
 
 MESSAGE_EXP = 12
 """Graded messages are integers in units of 2^-12 slayer units (``docs/fixed-point.md``)."""
-LAYER_OPS = frozenset(NEURONS) | {"synapse.dense"}
+NEURONS = frozenset(families.ops_with("fixed"))
+LAYER_OPS = NEURONS | {"synapse.dense"}
 """Ops whose output is a netlist layer's output (a dense layer without neuron is its synapse)."""
 
 
@@ -56,7 +57,7 @@ def layer_nodes(g: Graph) -> list[str]:
     if named:
         named.sort(key=lambda n: int(n.name[5:]))
         return [n.name for n in named if n.OP in LAYER_OPS]
-    return [n.name for n in g if n.OP in frozenset(NEURONS)]
+    return [n.name for n in g if n.OP in NEURONS]
 
 
 def _fail(node: Op, err: Exception) -> SlayerError:
@@ -153,14 +154,16 @@ def _messengers(kernels: dict[str, Kernel]) -> frozenset[str]:
                      if isinstance(k, Neuron) and k.k.out_exp == MESSAGE_EXP)
 
 
-def check_messages(node: Op, arr: np.ndarray, target: Target) -> None:
+def check_messages(node: Op, arr: np.ndarray, target: Target, first: int = 0) -> None:
     """Raise :class:`RuntimeSimError` at the first entry of ``arr`` (``[T, N, *shape]``
-    message integers) that does not fit the target's signed ``message_bits``."""
+    message integers) that does not fit the target's signed ``message_bits``; ``arr``'s
+    samples are numbered from ``first``."""
     lo, hi = target.message_range
     if not arr.size or (float(arr.max()) <= hi and float(arr.min()) >= lo):
         return
     t, n, *idx = (int(i) for i in np.argwhere((arr > hi) | (arr < lo))[0])
     v = int(arr[(t, n, *idx)])
+    n += first
     raise RuntimeSimError(
         f"{node.describe()}: step {t}: graded message {v} (= {v / (1 << MESSAGE_EXP):g} in "
         f"slayer units; sample {n}, neuron {tuple(idx)}) does not fit the {target.message_bits}"
@@ -171,17 +174,28 @@ def check_messages(node: Op, arr: np.ndarray, target: Target) -> None:
 
 
 class _Run:
-    """One simulation: kernels, values, the step loop of recurrent components."""
+    """One simulation: kernels, values, the step loop of recurrent components.
+
+    A value is dropped as soon as its last consumer has run, unless it is in ``keep``, so
+    only the signals in flight stay in memory (and in cache).
+    """
 
     def __init__(self, g: Graph, data: dict[str, np.ndarray], kernels: dict[str, Kernel],
-                 units: list[list[str]], checks: tuple[Target | None, frozenset[str]]):
+                 units: list[list[str]], checks: tuple[Target | None, frozenset[str]],
+                 keep: Iterable[str] | None = None, first: int = 0):
         self.g, self.data, self.kernels, self.units = g, data, kernels, units
         self.target, self.messengers = checks
         self.steps, self.n = next(iter(data.values())).shape[:2]
         self.values: dict[str, Sig] = {k: Sig(v, None, None) for k, v in data.items()}
+        self.keep = None if keep is None else frozenset(keep)
+        self.first = first
+        self.readers = {name: 0 for name in g.nodes}
+        for node in g:
+            for i in node.inputs:
+                self.readers[i] += 1
 
     def run(self) -> dict[str, Sig]:
-        """Evaluate every node; returns the whole-sequence signal of each."""
+        """Evaluate every node; returns the whole-sequence signal of each (of ``keep``)."""
         for unit in self.units:
             if unit[0] in self.values:
                 continue
@@ -191,8 +205,19 @@ class _Run:
             else:
                 self._stepped(unit)
             for m in self.messengers.intersection(unit) if self.target else ():
-                check_messages(self.g[m], self.values[m].re, self.target)
+                check_messages(self.g[m], self.values[m].re, self.target, self.first)
+            self._release(unit)
         return self.values
+
+    def _release(self, unit: list[str]) -> None:
+        """Drop the values whose every reader has now run."""
+        if self.keep is None:
+            return
+        for m in unit:
+            for i in self.g[m].inputs:
+                self.readers[i] -= 1
+                if not self.readers[i] and i not in self.keep:
+                    self.values.pop(i, None)
 
     def _sequence(self, node: Op) -> Sig:
         try:
@@ -252,6 +277,18 @@ def _export(sig: Sig, batched: bool) -> np.ndarray:
     return arr if batched else arr[0]
 
 
+CHUNK_BYTES = 1 << 23
+"""Samples run together while the widest node's sequence for all of them fits in this many
+bytes: large batches run in groups whose signals stay in the caches (and bounded memory);
+samples are independent, so the grouping changes no result."""
+
+
+def chunk_size(g: Graph, steps: int, n: int) -> int:
+    """How many of ``n`` samples of ``steps`` steps to simulate at once."""
+    widest = max((int(np.prod(node.shape or (), dtype=np.int64)) for node in g), default=1)
+    return max(1, min(n, CHUNK_BYTES // max(1, steps * widest * 8)))
+
+
 def _record_names(g: Graph, record: str | Iterable[str] | None) -> list[str]:
     if record is None:
         return []
@@ -287,10 +324,20 @@ class Simulator:
             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Run on ``x``; see :func:`simulate`."""
         data, batched = _inputs(self.g, x, steps)
-        names = [n.name for n in self.g.outputs] + _record_names(self.g, record)
+        names = list(dict.fromkeys([n.name for n in self.g.outputs]
+                                   + _record_names(self.g, record)))
         checks = (self.target, self.messengers)
-        values = _Run(self.g, data, self.kernels, self.units, checks).run()
-        return {name: _export(values[name], batched) for name in dict.fromkeys(names)}
+        steps_, n = next(iter(data.values())).shape[:2]
+        size = chunk_size(self.g, steps_, n)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for lo in range(0, n, size):
+            chunk = {k: v[:, lo:lo + size] for k, v in data.items()}
+            values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo).run()
+            for name in names:
+                parts[name].append(_export(values[name], True))
+        out = {name: arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
+               for name, arrs in parts.items()}
+        return out if batched else {name: arr[0] for name, arr in out.items()}
 
 
 def simulate(g: Graph, x: Any, steps: int | None = None,

@@ -1,20 +1,31 @@
 """Fixed-point simulation speed: slayerc's runtime vs Lava's fixed_pt CPU simulation.
 
-Network: cuba Dense 200 -> 256 -> 256 -> 10 (netx layout: shift, dense, LIF per layer), random
-even 8-bit weights, Bernoulli(0.1) input spikes, T = 1000.  Reports simulated steps per second
-at batch 1 and 64 (and samples·steps per second) on the path that runs (numba when installed,
-else numpy; ``SLAYERC_NO_NUMBA=1`` forces numpy), the first call's JIT time (excluded), the
-per-step cost of the numpy neuron recurrence vs torch, and the ratio against Lava measured on
-this machine through ``/opt/lavaref`` (``bash shared/tools/lavaref/setup.sh``).  Without lavaref
-it prints the stored figure (about 1 s per 100 steps, DESIGN.md) and says it was not re-measured.
+Two netlists, both written with ``slayerc.save`` and read back as Lava and ``slayerc run`` read
+them: ``dense``, cuba Dense 200 -> 256 -> 256 -> 10 (random even 8-bit weights), and ``conv``,
+an NMNIST-size cuba net built from ``slayerc.slayer`` blocks (input 2x34x34; Conv 2->16 k5 s2,
+Conv 16->32 k3 s2, Conv 32->64 k3 s2, Dense 1600->256, Dense 256->10).  Inputs are
+Bernoulli(0.1) spikes.
 
-    python benchmarks/sim_speed.py [--steps 1000] [--lava-steps 300]
+Reported per netlist and batch size (1 and 64): the *marginal* time per simulated step, i.e.
+``(t(T2) − t(T1)) / (T2 − T1)`` for two run lengths, so that preparation and start-up cancel;
+each length is warmed up once and timed as the median of ``--repeat`` runs.  Lava (when
+``/opt/lavaref`` exists; ``bash shared/tools/lavaref/setup.sh``) is measured in the same run the
+same way, in a subprocess through ``shared/tools/lavaref/netx_run.py``, batch 1 (Lava runs one
+sample at a time); its output is checked against slayerc's bit for bit.  Ratios: Lava's
+per-step time over slayerc's at batch 1, and over slayerc's per sample at batch 64.
+
+Scaling rows: the conv netlist at T = 50..400 (batch 1) and a dense 200 -> W -> W -> 10 netlist
+at W = 256..4096 (batch 1, T = 200); cost per step, and per step and synapse, should stay flat.
+
+    python benchmarks/sim_speed.py [--quick] [--no-lava] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -23,24 +34,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import slayerc
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.passes import shape_infer
 from slayerc.runtime.fixed import fast
-from slayerc.runtime.fixed_point import Simulator, simulate
+from slayerc.runtime.fixed_point import Simulator
 
-SIZES = (200, 256, 256, 10)
 LAVAREF = Path("/opt/lavaref/bin/python")
-STORED_LAVA_S_PER_STEP = 0.01  # DESIGN.md: about 1 s per 100 steps, batch 1
+NETX_RUN = Path(__file__).resolve().parents[1] / ".." / "shared" / "tools" / "lavaref"
+CONV_INPUT = (2, 34, 34)
 
 
-def network(seed: int = 0) -> Graph:
-    """The benchmark network with random quantized weights that keep every layer spiking."""
+def dense_graph(sizes: tuple[int, ...] = (200, 256, 256, 10), seed: int = 0) -> Graph:
+    """A cuba dense netlist (netx layout: shift, dense, LIF per layer) that keeps spiking."""
     rng = np.random.default_rng(seed)
     b = GraphBuilder()
-    x = b.add(ops.Input, "inp", shape=(SIZES[0],), dtype="f32")
-    for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+    x = b.add(ops.Input, "inp", shape=(sizes[0],), dtype="f32")
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         w = np.clip(np.round(rng.normal(-2.0, 24.0, (n_out, n_in)) / 2) * 2, -256, 254)
+        w *= min(1.0, np.sqrt(200 / n_in))  # similar drive whatever the width
+        w = np.round(w / 2) * 2
         s = b.add(ops.Shift, f"layer{k}_shift", [x], steps=1)
         syn = b.add(ops.Dense, f"layer{k}_syn", [s],
                     weight=b.param(f"layer{k}.weight", (w / 64).astype(np.float32)))
@@ -50,126 +64,206 @@ def network(seed: int = 0) -> Graph:
     return shape_infer.run(b.build())
 
 
-def spikes(batch: int, steps: int, seed: int = 1) -> np.ndarray:
-    """Bernoulli(0.1) input spikes ``[batch, 200, steps]``."""
-    return (np.random.default_rng(seed).random((batch, SIZES[0], steps)) < 0.1).astype(np.float32)
+class _ConvNet(torch.nn.Module):
+    """The NMNIST-size net from ``slayerc.slayer`` cuba blocks."""
+
+    def __init__(self) -> None:
+        import slayerc.slayer as slayer
+
+        super().__init__()
+        p = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
+        cuba = slayer.block.cuba
+        self.blocks = torch.nn.ModuleList([
+            cuba.Conv(p, 2, 16, 5, padding=2, stride=2, weight_scale=2),
+            cuba.Conv(p, 16, 32, 3, padding=1, stride=2, weight_scale=2),
+            cuba.Conv(p, 32, 64, 3, padding=1, stride=2, weight_scale=2),
+            cuba.Flatten(),
+            cuba.Dense(p, 64 * 5 * 5, 256, weight_scale=2),
+            cuba.Dense(p, 256, 10, weight_scale=2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Blocks in order."""
+        for block in self.blocks:
+            x = block(x)
+        return x
 
 
-def first_call(g: Graph) -> float:
-    """Seconds of the first (tiny) ``simulate``: numba's JIT compile or cache load, excluded
-    from the steps/s figures."""
-    t0 = time.perf_counter()
-    simulate(g, spikes(1, 5), record="layers")
-    simulate(g, spikes(2, 5), record="layers")
-    return time.perf_counter() - t0
+def conv_netlist(path: Path) -> Graph:
+    """Compile the conv net, write it as a netx netlist, read it back."""
+    torch.manual_seed(0)
+    net = _ConvNet().eval()
+    g = slayerc.compile(net, torch.zeros(1, *CONV_INPUT, 4))
+    slayerc.save(g, path)
+    return slayerc.load(path, input_shape=CONV_INPUT)
 
 
-def time_slayerc(g: Graph, batch: int, steps: int, repeat: int = 5) -> tuple[float, dict]:
-    """Best wall time of a run (after a warm-up) and the firing rate of each layer.
+def spikes(shape: tuple[int, ...], batch: int, steps: int, seed: int = 1) -> np.ndarray:
+    """Bernoulli(0.1) input spikes ``[batch, *shape, steps]``."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch, *shape, steps)) < 0.1).astype(np.float32)
 
-    The network is prepared once (``Simulator``), as Lava builds its processes once; the time
-    is the run itself.  ``simulate(g, x)`` prepares and runs in one call (about 3 ms more).
-    """
-    x = spikes(batch, steps)
-    sim = Simulator(g)
-    sim.run(x, record="layers")
-    best = float("inf")
+
+def run_time(sim: Simulator, x: np.ndarray, repeat: int) -> float:
+    """Median wall time of ``sim.run(x)`` after one warm-up run."""
+    sim.run(x)
+    times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        res = sim.run(x, record="layers")
-        best = min(best, time.perf_counter() - t0)
-    rates = {k: round(float(v.mean()), 4) for k, v in res.items() if k != "out"}
-    return best, rates
+        sim.run(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
-def neuron_backends(n: int = 256, steps: int = 1000) -> dict[str, float]:
-    """Microseconds per step of the CUBA recurrence for one layer, numpy vs torch."""
-    a = np.random.default_rng(2).integers(-200, 200, (steps, 1, n)).astype(np.float64) * 64
-    out = {}
-    for name, lib in (("numpy_f64", np), ("torch_f64", torch)):
-        arr = a if lib is np else torch.from_numpy(a)
-        u, v = lib.zeros(arr.shape[1:], dtype=arr.dtype), lib.zeros(arr.shape[1:], dtype=arr.dtype)
-        t0 = time.perf_counter()
-        for t in range(steps):
-            u = lib.trunc(u * 0.75) + arr[t]
-            v = lib.trunc(v * 0.96875) + u
-            v = lib.clip(v, -8388607.0, 8388607.0)
-            s = v > 5120.0
-            v = lib.where(s, 0.0, v) if lib is np else torch.where(s, 0.0, v)
-        out[name] = (time.perf_counter() - t0) / steps * 1e6
-    return {k: round(v, 2) for k, v in out.items()}
+def marginal(sim: Simulator, shape: tuple[int, ...], batch: int, lengths: tuple[int, int],
+             repeat: int) -> float:
+    """Seconds per extra simulated step between the two run lengths (each warmed up, timed
+    interleaved with the other, median of ``repeat``)."""
+    xs = [spikes(shape, batch, n) for n in lengths]
+    for x in xs:
+        sim.run(x)
+    times: list[list[float]] = [[], []]
+    for _ in range(repeat):
+        for x, acc in zip(xs, times):
+            t0 = time.perf_counter()
+            sim.run(x)
+            acc.append(time.perf_counter() - t0)
+    t1, t2 = (statistics.median(acc) for acc in times)
+    return (t2 - t1) / (lengths[1] - lengths[0])
 
 
 LAVA_SCRIPT = r"""
-import sys, time, json, numpy as np
-from lava.lib.dl import netx
-from lava.proc import io
-from lava.magma.core.run_configs import Loihi2SimCfg
-from lava.magma.core.run_conditions import RunSteps
-net_path, inp_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-data = np.load(inp_path).astype(np.int32)
-net = netx.hdf5.Network(net_config=net_path)
-src = io.source.RingBuffer(data=data)
-src.s_out.connect(net.inp)
-sink = io.sink.RingBuffer(shape=net.out.shape, buffer=data.shape[-1])
-net.out.connect(sink.a_in)
-cfg = Loihi2SimCfg(select_tag='fixed_pt')
-t0 = time.perf_counter(); net.run(condition=RunSteps(num_steps=10), run_cfg=cfg)
-t1 = time.perf_counter(); net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
-t2 = time.perf_counter(); net.stop()
-print(json.dumps({"first_10_steps_s": t1 - t0, "s_per_step": (t2 - t1) / steps}))
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import netx_run
+net, inp = sys.argv[2], np.load(sys.argv[3])
+repeat, lengths = int(sys.argv[4]), [int(a) for a in sys.argv[5:]]
+layout = "chw" if inp.ndim == 4 else "whc"
+netx_run.run(net, inp, 3, layout=layout, verbose=False)  # imports, first compile
+times = {n: [] for n in lengths}
+for _ in range(repeat):
+    for n in lengths:  # interleaved, so a slow spell hits both lengths
+        t0 = time.perf_counter()
+        out, _, _ = netx_run.run(net, inp, n, layout=layout, verbose=False)
+        times[n].append(time.perf_counter() - t0)
+np.save(sys.argv[3] + ".out.npy", out)
+print(json.dumps({n: sorted(v)[len(v) // 2] for n, v in times.items()}))
 """
 
 
-def time_lava(g: Graph, steps: int) -> dict | None:
-    """Lava's seconds per step on this machine (after a 10-step warm-up), or None."""
+def lava_marginal(net: Path, x: np.ndarray, lengths: tuple[int, int], repeat: int,
+                  timeout: float) -> tuple[float, np.ndarray] | str:
+    """Lava's seconds per extra step (batch 1) and its output for the longer run, or why not."""
     if not LAVAREF.exists():
-        return None
-    from slayerc.backends.files import save
-
+        return f"not measured: no {LAVAREF} (bash shared/tools/lavaref/setup.sh)"
     with tempfile.TemporaryDirectory() as tmp:
-        net, inp = Path(tmp) / "bench.net", Path(tmp) / "in.npy"
-        save(g, net)
-        np.save(inp, spikes(1, steps + 10)[0])
-        got = subprocess.run([str(LAVAREF), "-c", LAVA_SCRIPT, str(net), str(inp), str(steps)],
-                             capture_output=True, text=True, timeout=900)
-    if got.returncode:
-        print("lavaref run failed:", got.stderr.strip().splitlines()[-1:])
-        return None
-    return json.loads(got.stdout.strip().splitlines()[-1])
+        inp = Path(tmp) / "in.npy"
+        np.save(inp, x)
+        cmd = [str(LAVAREF), "-c", LAVA_SCRIPT, str(NETX_RUN.resolve()), str(net), str(inp),
+               str(repeat), *map(str, lengths)]
+        try:
+            got = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"not measured: over {timeout:.0f} s"
+        if got.returncode:
+            return "failed: " + " ".join(got.stderr.strip().splitlines()[-1:])
+        times = {int(k): v for k, v in json.loads(got.stdout.strip().splitlines()[-1]).items()}
+        out = np.load(str(inp) + ".out.npy")
+    return (times[lengths[1]] - times[lengths[0]]) / (lengths[1] - lengths[0]), out
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def compare(name: str, g: Graph, net: Path, shape: tuple[int, ...], args: argparse.Namespace,
+            lava_lengths: tuple[int, int]) -> None:
+    """One table row per batch size, with Lava's figure measured in between."""
+    sim = Simulator(g)
+    lengths = (100, 300) if not args.quick else (50, 150)
+    per_step = {1: [marginal(sim, shape, 1, lengths, args.repeat)]}
+    lava = None if args.no_lava else lava_marginal(
+        net, spikes(shape, 1, lava_lengths[1])[0], lava_lengths, args.lava_repeat,
+        args.lava_timeout)
+    per_step[1].append(marginal(sim, shape, 1, lengths, args.repeat))  # interleaved
+    per_step[64] = [marginal(sim, shape, 64, lengths, args.repeat)]
+    lava_s = None
+    if isinstance(lava, tuple):
+        lava_s, lava_out = lava
+        ours = sim.run(spikes(shape, 1, lava_lengths[1])[0])["out"]
+        same = "bit-exact" if np.array_equal(ours, lava_out) else "OUTPUTS DIFFER"
+        print(f"  Lava fixed_pt {name}: {lava_s * 1e3:.2f} ms/step (batch 1, steps "
+              f"{lava_lengths[0]}->{lava_lengths[1]}), output vs slayerc: {same}")
+    elif lava is not None:
+        print(f"  Lava fixed_pt {name}: {lava}")
+    for batch, vals in per_step.items():
+        sec = statistics.median(vals)
+        row = (f"| {name:5s} | {batch:5d} | {sec * 1e3:10.3f} | {sec / batch * 1e6:12.2f} | "
+               f"{1 / sec:9.0f} |")
+        if lava_s is not None:
+            row += f" {lava_s / (sec / batch):9.0f}x |"
+        print(row)
+
+
+def scaling(args: argparse.Namespace, conv: Graph) -> None:
+    """Per-step cost against T (conv netlist) and against width (dense netlist)."""
+    repeat = args.repeat
+    print(f"\nscaling, batch 1 (load {load()}):")
+    print("| net        |     T | run (ms) | ms/step | ns/step/synapse |")
+    print("|------------|-------|----------|---------|-----------------|")
+    sim = Simulator(conv)
+    syn = _synapses(conv)
+    for steps in (50, 100, 200, 400):
+        sec = run_time(sim, spikes(CONV_INPUT, 1, steps), repeat)
+        print(f"| conv       | {steps:5d} | {sec * 1e3:8.2f} | {sec / steps * 1e3:7.3f} | "
+              f"{sec / steps / syn * 1e9:15.3f} |")
+    widths = (256, 512, 1024, 2048) if args.quick else (256, 512, 1024, 2048, 4096)
+    for width in widths:
+        g = dense_graph((200, width, width, 10))
+        sim, steps = Simulator(g), 200
+        sec = marginal(sim, (200,), 1, (steps // 2, steps), repeat) * steps
+        print(f"| dense {width:4d} | {steps:5d} | {sec * 1e3:8.2f} | {sec / steps * 1e3:7.3f} | "
+              f"{sec / steps / _synapses(g) * 1e9:15.3f} |")
+
+
+def _synapses(g: Graph) -> int:
+    """Weights of the dense layers plus multiply-adds of the conv layers per step."""
+    total = 0
+    for node in g:
+        if node.OP == "synapse.dense":
+            total += int(g.param(node.weight).size)
+        elif node.OP == "synapse.conv":
+            total += int(np.prod(node.shape)) * int(np.prod(g.param(node.weight).shape[1:]))
+    return total
 
 
 def main() -> None:
-    """Measure and print the figures."""
+    """Measure and print the tables."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lava-steps", type=int, default=300)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--lava-repeat", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="shorter runs, fewer scaling rows")
+    p.add_argument("--no-lava", action="store_true")
+    p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--lava-timeout", type=float, default=600)
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    g = network()
-    print(f"cuba {'-'.join(map(str, SIZES))}, T={args.steps}, "
-          f"torch threads {torch.get_num_threads()}, neuron path: {fast.backend()} "
-          "(SLAYERC_NO_NUMBA=1 forces numpy)")
-    print(f"first call (JIT compile or cache load, not timed below): {first_call(g):.2f} s")
-    rows = {}
-    for batch in (1, 64):
-        sec, rates = time_slayerc(g, batch, args.steps)
-        rows[batch] = args.steps / sec
-        print(f"slayerc batch {batch:3d}: {sec:.3f} s  {args.steps / sec:10.0f} steps/s  "
-              f"{batch * args.steps / sec:12.0f} samples*steps/s  rates {rates}")
-    print("neuron recurrence, us/step for 256 neurons (batch 1):", neuron_backends())
-    lava = time_lava(g, args.lava_steps)
-    if lava is None:
-        lava_sps = 1 / STORED_LAVA_S_PER_STEP
-        print(f"Lava: not re-measured (no {LAVAREF}); stored figure ~1 s per 100 steps "
-              f"= {lava_sps:.0f} steps/s")
-    else:
-        lava_sps = 1 / lava["s_per_step"]
-        warm = lava["first_10_steps_s"]
-        print(f"Lava fixed_pt (measured here, {args.lava_steps} steps after warm-up): "
-              f"{lava_sps:.1f} steps/s (first 10 steps incl. compile {warm:.1f} s)")
-    print(f"speed-up vs Lava: batch 1 {rows[1] / lava_sps:.0f}x, "
-          f"batch 64 (samples*steps) {64 * rows[64] / lava_sps:.0f}x")
+    print(f"load average {load()} on {os.cpu_count()} CPUs; torch threads "
+          f"{torch.get_num_threads()}; neuron path: {fast.backend()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        conv = conv_netlist(Path(tmp) / "conv.net")
+        dense_net = Path(tmp) / "dense.net"
+        slayerc.save(dense_graph(), dense_net)
+        dense = slayerc.load(dense_net)
+        print("\n| net   | batch | ms/step    | us/sample-step | steps/s   | vs Lava   |")
+        print("|-------|-------|------------|----------------|-----------|-----------|")
+        compare("dense", dense, dense_net, (200,), args, (100, 300))
+        compare("conv", conv, Path(tmp) / "conv.net", CONV_INPUT, args, (20, 60))
+    print("(vs Lava: Lava's ms/step at batch 1 over slayerc's per sample: at batch 1 the "
+          "per-step ratio, at batch 64 the per-sample ratio)")
+    if not args.no_scaling:
+        scaling(args, conv)
+    print(f"\nload average at the end {load()}")
 
 
 if __name__ == "__main__":

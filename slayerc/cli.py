@@ -183,7 +183,7 @@ def _progress(total: int, show: bool) -> Callable[[str], None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Simulate a netlist bit-accurately in fixed point on an .npy input."""
-    from slayerc.runtime.fixed_point import run_netlist
+    from slayerc.driver import run_netlist
 
     x = _load_npy(args.input)
     got = run_netlist(args.netlist, x, steps=args.steps, all_layers=bool(args.all_layers),

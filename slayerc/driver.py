@@ -1,4 +1,9 @@
-"""Run a netx netlist file through the fixed-point simulator, fed as ``netx_run.py`` feeds Lava.
+"""The driver: flows that the CLI and the Python API share, above every layer of slayerc.
+
+The runtime does not load files and backends do not simulate; a flow that does both lives here.
+
+``run_netlist``: run a netx netlist file through the fixed-point simulator, fed as
+``netx_run.py`` feeds Lava.
 
 Netlists whose layer 0 is an ``input`` layer with a neuron take the data through that neuron
 (after the input transform ``x·weight + bias``, 64 and 0 by default); all others take it through
@@ -8,12 +13,12 @@ only reads the file, picks the input shape and renames the recorded layers.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
 import numpy as np
 
+from slayerc.backends import files
 from slayerc.errors import SlayerError
 from slayerc.ir.core import Graph
 from slayerc.ir.target import Target
@@ -21,8 +26,7 @@ from slayerc.runtime.fixed.simulator import layer_nodes, simulate
 
 
 def load_netlist(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Graph:
-    """Read a netlist with the hdf5 backend (imported lazily: backends sit above runtime)."""
-    files = importlib.import_module("slayerc.backends.files")
+    """Read a netlist with the hdf5 backend."""
     options = {"input_shape": tuple(input_shape)} if input_shape else {}
     return files.load(path, **options)
 

@@ -141,8 +141,8 @@ def main() -> int:
 
 
 def _tuned(g):
-    """``g`` through ``to_module``, 20 Adam steps towards a synthetic target, and back, then
-    legalized for loihi2 (trained weights are off the 8-bit grid)."""
+    """``g`` through ``to_module``, 20 Adam steps towards synthetic output rates, and back,
+    then legalized for loihi2 (trained weights are off the 8-bit grid)."""
     from slayerc import from_module, to_module
     from slayerc.passes.manager import PassManager
 
@@ -151,10 +151,10 @@ def _tuned(g):
     x = (torch.rand(4, *g.inputs[0].shape, 40, generator=gen) < 0.3).float()  # type: ignore
     with torch.no_grad():
         target = (torch.rand(m(x).shape, generator=gen) < 0.2).float()
-    opt = torch.optim.Adam(m.parameters(), lr=0.02)
+    opt = torch.optim.Adam(m.parameters(), lr=0.01)
     for _ in range(20):
         opt.zero_grad()
-        torch.nn.functional.mse_loss(m(x), target).backward()
+        torch.nn.functional.mse_loss(m(x).mean(-1), target.mean(-1)).backward()
         opt.step()
     return PassManager.from_string(
         "legalize-delay{max=62,target=loihi2},legalize-quant{target=loihi2}").run(from_module(m))

@@ -128,7 +128,7 @@ class GraphModule(torch.nn.Module):
         """Register every graph parameter on this module; returns name -> live tensor."""
         use = {ref.name: attr for node in graph for attr, ref in node.param_refs()}
         for name, arr in graph.params.items():
-            t = torch.as_tensor(np.asarray(arr)).to(dtype)
+            t = torch.tensor(np.asarray(arr), dtype=dtype)  # a copy: graphs are values
             owner, leaf = self._owner(name)
             if requires_grad and use.get(name) not in BUFFER_ATTRS:
                 owner.register_parameter(leaf, torch.nn.Parameter(t))

@@ -8,12 +8,13 @@ import torch
 
 import slayerc.slayer as slayer
 from slayerc.backends import hdf5
+from slayerc.driver import run_netlist
 from slayerc.errors import PassError
 from slayerc.frontend.trace import trace
 from slayerc.ir import ops
 from slayerc.ir.core import GraphBuilder
 from slayerc.passes import PassManager
-from slayerc.runtime.fixed import run_netlist, simulate
+from slayerc.runtime.fixed import simulate
 from slayerc.runtime.interpreter import interpret
 
 P = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}

@@ -11,6 +11,7 @@ import refcases
 import torch
 
 from slayerc.backends.files import load, save
+from slayerc.driver import run_netlist
 from slayerc.errors import PassError
 from slayerc.frontend.trace import trace
 from slayerc.ir import ops
@@ -20,7 +21,6 @@ from slayerc.passes import PassManager
 from slayerc.passes.pipelines import default_pipeline
 from slayerc.runtime.agreement import latencies
 from slayerc.runtime.fixed import simulate
-from slayerc.runtime.fixed_point import run_netlist
 from slayerc.runtime.interpreter import interpret
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from slayerc.backends.files import save
+from slayerc.driver import run_netlist
 from slayerc.frontend.trace import trace
 from slayerc.ir.parser import parse
 from slayerc.passes import PassManager
 from slayerc.passes.pipelines import default_pipeline
-from slayerc.runtime.fixed_point import run_netlist
 from slayerc.runtime.interpreter import interpret
 
 BIASED = """slayerc.graph @bias {facts = ["shapes"]}

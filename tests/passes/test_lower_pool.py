@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import slayerc
+from slayerc.driver import run_netlist
 from slayerc.errors import PassError, SlayerError
 from slayerc.frontend.trace import trace
 from slayerc.ir import GraphBuilder
@@ -19,7 +20,7 @@ from slayerc.ir.core import Loc
 from slayerc.passes import PassManager
 from slayerc.passes import lower_pool as lp
 from slayerc.passes.pipelines import default_pipeline
-from slayerc.runtime.fixed_point import run_netlist, simulate
+from slayerc.runtime.fixed_point import simulate
 from slayerc.runtime.interpreter import interpret
 
 CUBA = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}

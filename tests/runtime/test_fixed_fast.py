@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from slayerc.driver import run_netlist
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.passes import shape_infer
 from slayerc.runtime.fixed import fast
 from slayerc.runtime.fixed.kernels import Sig, make_kernel
-from slayerc.runtime.fixed_point import run_netlist, simulate
+from slayerc.runtime.fixed_point import simulate
 
 pytestmark = pytest.mark.skipif(not fast.AVAILABLE, reason="numba is not installed: the "
                                 "compiled fixed-point path is optional (pip install numba)")

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from slayerc.driver import run_netlist
 from slayerc.errors import RuntimeSimError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.ir.target import LOIHI2, SLAYERC, generic
 from slayerc.passes import shape_infer
-from slayerc.runtime.fixed_point import Simulator, run_netlist, simulate
+from slayerc.runtime.fixed_point import Simulator, simulate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "lava-dl"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slayerc.runtime.fixed_point import run_netlist
+from slayerc.driver import run_netlist
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "lava-dl"
 LAVA_CASES = ["cuba_dense", "cuba_input", "cuba_conv", "cuba_delay", "cuba_rec", "rf", "rf_iz",

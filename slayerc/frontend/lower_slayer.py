@@ -154,6 +154,7 @@ def lower_synapse(low: Lowering, q: str, x: Val, mask: torch.Tensor | None = Non
     with torch.no_grad():
         weights = [_weight(p, mask, cls) for p in (real, imag) if p is not None]
     attrs["weight"] = low.param(f"{q}.weight", weights[0])
+    attrs["quant_scale"] = _quant_scale(real)
     if imag is not None:
         attrs["weight_imag"] = low.param(f"{q}.weight_imag", weights[1])
     name = low.add(cls, sanitize(q), [x.name], module=q, **attrs)
@@ -166,6 +167,15 @@ def _weight(syn: torch.nn.Module, mask: torch.Tensor | None, cls: type) -> np.nd
     if cls is o.Dense:
         w = w.reshape(w.shape[0], -1)
     return w.cpu().numpy().astype(np.float32)
+
+
+def _quant_scale(syn: torch.nn.Module) -> int | None:
+    """``w_scale`` of the 8-bit quantizer a block installs as the synapse's pre-hook (training
+    re-quantizes to it), or None for any other hook (or none)."""
+    hook = getattr(syn, "_pre_hook_fx", None)
+    if getattr(hook, "__func__", None) is not sl_neuron.Neuron.quantize_8bit:
+        return None
+    return int(hook.__self__.w_scale)  # type: ignore[union-attr]
 
 
 def _geometry(syn: torch.nn.Module, cls: type) -> dict[str, Any]:

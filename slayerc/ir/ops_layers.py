@@ -54,6 +54,10 @@ class _Synapse(Op):
 
     ``sparse`` is a storage hint only (set by ``sparsify-masks`` for low-density weights):
     backends may store such a weight in a compressed form; the semantics are unchanged.
+    ``quant_scale`` (training only, like a neuron's ``tau_grad``): training re-quantizes the
+    weight on every forward to slayer's 8-bit grid of ``w_scale = quant_scale``,
+    ``clamp(round(w·q/2)·2/q, −256/q, 254/q)`` with a straight-through gradient (the blocks'
+    ``pre_hook_fx``); the stored weight is already on that grid, so inference is unchanged.
     """
 
     weight: ParamRef | None = None
@@ -61,12 +65,16 @@ class _Synapse(Op):
     mask: ParamRef | None = None
     bias: ParamRef | None = None
     sparse: bool = False
+    quant_scale: int | None = None
 
     def _out_dtype(self, dtype: str) -> str:
         _want_dtype(dtype, "f32", self.OP)
         return "c32" if self.weight_imag is not None else "f32"
 
     def _weight_problems(self, g: Graph, shapes: tuple[Shape, ...]) -> list[str]:
+        q = self.quant_scale
+        if q is not None and (not isinstance(q, int) or isinstance(q, bool) or q <= 0):
+            return [f"{self.describe()}: quant_scale must be a positive int, got {q!r}"]
         out = _array_problems(g, self, "weight", self.weight, shapes)
         if out:
             return out

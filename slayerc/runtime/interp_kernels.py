@@ -118,9 +118,15 @@ def average(node: Op, g: Graph, ctx: Context):
 
 
 def _weights(node: Op, ctx: Context, attr: str = "weight") -> torch.Tensor | None:
+    """``q(W ⊙ M)``: masked, and re-quantized where the node says training does (its
+    ``quant_scale``; a no-op on the stored weight, which is on that grid already)."""
     w = _param(ctx, getattr(node, attr, None))
     mask = _param(ctx, getattr(node, "mask", None))
-    return w * mask if mask is not None and w is not None else w
+    if w is None:
+        return None
+    w = w * mask if mask is not None else w
+    q = getattr(node, "quant_scale", None)
+    return _quantize_8bit(w, q) if q is not None else w
 
 
 def _synapse(node: Op, g: Graph, ctx: Context, apply):

@@ -14,7 +14,8 @@ the trailing per-sample axes.  Neuron kernels (``neurons.py``) are stepped; dela
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,6 +208,27 @@ F32_EXACT = float(1 << 24)
 """float32 holds every integer of magnitude below 2^24 exactly."""
 
 
+CONV_THREADS = 1
+"""torch threads for the convolutions (0: leave torch's setting).  The products of one group
+of samples are small, and on a loaded machine a multi-threaded convolution waits for its
+slowest thread: on 2 cores at load 2-3, one thread was 1.5 ms where two took 1.5-32 ms for the
+same call; on an idle machine two threads gain at most ~1.5x."""
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (``n`` <= 0: unchanged), then restore."""
+    old = torch.get_num_threads()
+    if n <= 0 or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def ieee_float32() -> bool:
     """Whether torch's CPU float32 convolutions run in full IEEE precision (no bf16/tf32
     shortcuts a user may have switched on), so integer sums below 2^24 are exact."""
@@ -258,9 +280,10 @@ class Conv(Kernel):
         f32 = frames.to(torch.float32)
         lo, hi = torch.aminmax(f32)
         bound = max(-float(lo), float(hi)) * self.reach
-        if bound < F32_EXACT and ieee_float32():
-            return self.op(f32, self.w32).to(torch.float64), bound
-        return self.op(frames, self.w), float(frames.abs().max()) * self.reach
+        with torch_threads(CONV_THREADS):
+            if bound < F32_EXACT and ieee_float32():
+                return self.op(f32, self.w32).to(torch.float64), bound
+            return self.op(frames, self.w), float(frames.abs().max()) * self.reach
 
     def apply(self, ins: list[Sig]) -> Sig:
         x, e = _spikes_in(self.node, ins[0])

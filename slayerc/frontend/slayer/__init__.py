@@ -14,6 +14,7 @@ from . import (
     io,
     loss,
     neuron,
+    obd,
     spike,
     synapse,
     utils,
@@ -21,5 +22,7 @@ from . import (
 
 __all__ = [
     "neuron", "axon", "dendrite", "spike", "synapse", "block", "classifier", "loss", "io", "utils",
-    "auto",
+    "auto", "obd", "object_detection",
 ]
+
+object_detection = obd  # lava-dl's module name

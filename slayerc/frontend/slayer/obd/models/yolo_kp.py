@@ -1,0 +1,56 @@
+"""Sigma-delta YOLO-KP for Loihi 2 (lava-dl's ``yolo_kp.Network``): a single-head strided
+network (convs 3→16→32→64→128 with stride 2, 128→256, 256→256 stride 2, 256→512, 1×1 512→256,
+256→512), a 1×1 output conv and ``Sigma`` at 1/32 of the input.  ``forward`` as
+:mod:`.tiny_yolov3_str` with one head; module names and state-dict keys are lava-dl's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ... import block, dendrite, loss, synapse
+from ..yolo_base import YOLOBase
+from . import _common as c
+
+ANCHORS = [[(0.28, 0.22), (0.38, 0.48), (0.90, 0.78)]]
+
+
+class Network(YOLOBase):
+    """The network (see the module docstring)."""
+
+    def __init__(self, num_classes: int = 80, anchors=None, threshold: float = 0.1,
+                 tau_grad: float = 0.1, scale_grad: float = 0.1, clamp_max: float = 5.0):
+        super().__init__(num_classes, ANCHORS if anchors is None else anchors, clamp_max)
+        sdnn = c.sdnn_params(threshold, tau_grad, scale_grad)
+        nrm = c.normed(sdnn)
+        self.input_blocks = torch.nn.ModuleList([block.sigma_delta.Input(sdnn)])
+        self.blocks = torch.nn.ModuleList([
+            c.conv(nrm, 3, 16, 3, 2), c.conv(nrm, 16, 32, 3, 2), c.conv(nrm, 32, 64, 3, 2),
+            c.conv(nrm, 64, 128, 3, 2, 3), c.conv(nrm, 128, 256, 3, 1, 3),
+            c.conv(nrm, 256, 256, 3, 2, 3), c.conv(nrm, 256, 512, 3, 1, 3),
+            c.conv(nrm, 512, 256, 1, 1, 3), c.conv(nrm, 256, 512, 3, 1, 3)])
+        self.heads = torch.nn.ModuleList([
+            synapse.Conv(512, self.num_output, 1, padding=0, stride=1, weight_norm=False,
+                         pre_hook_fx=c.quantize_8bit),
+            dendrite.Sigma()])
+
+    def forward(self, input: torch.Tensor, sparsity_monitor: loss.SparsityEnforcer | None = None):
+        """``(output, count)``: raw head (training) or boxes (eval), and event rates."""
+        count: list[float] = []
+        x = c.run(self.input_blocks, c.normalize(self, input), count, None)
+        x = c.run(self.blocks, x, count, sparsity_monitor)
+        x = c.run(self.heads, x, count, None)
+        head = self.yolo_raw(x)
+        output = [head] if self.training else self.yolo(head, self.anchors[0])
+        return output, torch.tensor(count, device=input.device).reshape(1, -1)
+
+    def grad_flow(self, path: str) -> list[float]:
+        """Gradient norm per learnable layer, plotted to ``path + 'gradFlow.png'``."""
+        grad = c.grad_norms(self.blocks)
+        c.plot_grad_flow(grad, path)
+        return grad
+
+    def load_model(self, model_file: str) -> None:
+        """Load a saved state dict, skipping tensors of another shape."""
+        for key in c.load_matching(self, model_file):
+            print(f"Model parameter {key} was not loaded.")

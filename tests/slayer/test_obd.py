@@ -135,7 +135,7 @@ def test_tiny_yolo_sdnn_builds_and_trains_on_synthetic_boxes():
     assert frames.shape == (2, 3, 64, 64, 2) and targets[0].shape == (2, 3, 2, 2, 6, 2)
     assert len(boxes) == 2 and boxes[0][1].shape == (1, 6)
     criterion = slayer.obd.YOLOLoss(net.anchors)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
     watched = [net.head2_blocks[1].weight, net.backend_blocks[0].synapse.weight_v]
     before = [w.detach().clone() for w in watched]
     losses = []
@@ -186,3 +186,22 @@ def test_bdd_reader_on_a_synthetic_local_dataset(tmp_path):
         {"xmin": 2, "ymin": 1, "xmax": 6, "ymax": 5})  # halved with the frame
     with pytest.raises(FileNotFoundError, match="labels"):
         slayer.obd.dataset.BDD(root=str(tmp_path / "nowhere"))
+
+
+def test_yolo_kp_runs_and_exports_a_netlist(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    torch.manual_seed(0)
+    net = slayer.obd.models.yolo_kp.Network(num_classes=2).eval()
+    with torch.no_grad():
+        boxes, count = net(torch.rand(1, 3, 64, 64, 2))
+    assert boxes.shape == (1, 3 * 2 * 2, 7, 2) and count.shape == (1, 12)  # input, 9, head 2
+    net.export_hdf5(str(tmp_path / "yolo_kp.net"))
+    with h5py.File(tmp_path / "yolo_kp.net") as f:
+        layers = f["layer"]
+        assert len(layers) == 11  # input, nine conv blocks, the head
+        types = [layers[str(i)]["type"][0].decode() for i in range(11)]
+        assert types == ["input"] + ["conv"] * 10
+        head = layers["10"]
+        assert head["shape"][()].tolist() == [21, 2, 2]  # 3 anchors × (5 + 2 classes)
+        assert head["weight"].shape == (21, 512, 1, 1)
+        assert bool(head["neuron/sigma_output"][()])

@@ -194,8 +194,7 @@ class YOLOBase(torch.nn.Module):
 
     def yolo_raw(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, A·P, H, W, T]`` → ``[N, A, H, W, P, T]``."""
-        n, _, h, w, t = x.shape
-        return x.reshape(n, self.num_anchors, -1, h, w, t).permute(0, 1, 3, 4, 2, 5)
+        return x.unflatten(1, (self.num_anchors, -1)).permute(0, 1, 3, 4, 2, 5)
 
     def init_model(self, input_dim=(448, 448, 3)) -> None:
         """Run one random frame of ``(H, W, C)`` to set :attr:`scale` (each head's ``(W, H)``)."""

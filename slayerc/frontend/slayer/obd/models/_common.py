@@ -39,7 +39,8 @@ def run(blocks, x, count, monitor: loss.SparsityEnforcer | None, watch=lambda b:
     blocks ``watch`` selects, the output to the sparsity ``monitor``."""
     for b in blocks:
         x = b(x)
-        count.append(utils.event_rate(x))
+        if isinstance(x, torch.Tensor):  # not while torch.fx traces the model (a Proxy)
+            count.append(utils.event_rate(x))
         if monitor is not None and watch(b):
             monitor.append(x)
     return x

@@ -2,6 +2,11 @@
 network (convs 3→16→32→64→128 with stride 2, 128→256, 256→256 stride 2, 256→512, 1×1 512→256,
 256→512), a 1×1 output conv and ``Sigma`` at 1/32 of the input.  ``forward`` as
 :mod:`.tiny_yolov3_str` with one head; module names and state-dict keys are lava-dl's.
+
+``export_hdf5(filename)`` writes the netx netlist (lava-dl's layout): the input and conv blocks
+through their own ``export_hdf5``, then the head as a ``conv`` layer whose sigma-delta neuron
+group (the last block's parameters) has ``sigma_output = True``.  Run one forward first (the
+conv shapes follow the input size).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ... import block, dendrite, loss, synapse
+from ...block import _export as ex
 from ..yolo_base import YOLOBase
 from . import _common as c
 
@@ -43,6 +49,28 @@ class Network(YOLOBase):
         head = self.yolo_raw(x)
         output = [head] if self.training else self.yolo(head, self.anchors[0])
         return output, torch.tensor(count, device=input.device).reshape(1, -1)
+
+    def export_hdf5_head(self, handle) -> None:
+        """Write the output conv + sigma head as a netx ``conv`` layer group."""
+        conv = self.heads[0]
+        last = self.blocks[-1]
+        shape = last.export_shape()
+        ex.write_type(handle, "conv")
+        ex.write_shape(handle, (conv.out_channels, *shape[1:]))
+        ex.write_conv_geometry(handle, conv)
+        ex.write_weight(handle, conv, dims=4)
+        ex.write_neuron(handle, last.neuron, {"sigma_output": True})
+
+    def export_hdf5(self, filename: str) -> None:
+        """Write the network as a netx hdf5 netlist (see the module docstring)."""
+        import h5py
+
+        with h5py.File(filename, "w") as f:
+            layer = f.create_group("layer")
+            blocks = [*self.input_blocks, *self.blocks]
+            for i, b in enumerate(blocks):
+                b.export_hdf5(layer.create_group(str(i)))
+            self.export_hdf5_head(layer.create_group(str(len(blocks))))
 
     def grad_flow(self, path: str) -> list[float]:
         """Gradient norm per learnable layer, plotted to ``path + 'gradFlow.png'``."""

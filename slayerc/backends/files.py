@@ -1,4 +1,9 @@
-"""Load and save graphs by file suffix: ``.sir`` text IR, ``.net``/``.h5``/``.hdf5`` netlists."""
+"""Load and save graphs by file suffix: ``.sir`` text IR, ``.net``/``.h5``/``.hdf5`` netlists.
+
+Both readers refuse anything but a regular file (a FIFO, device or directory) with a
+:class:`~slayerc.errors.SlayerError` naming it; both writers are atomic and all-or-nothing and
+never replace a device, FIFO or symlink (see :mod:`slayerc.ir.fileio`).
+"""
 
 from __future__ import annotations
 
@@ -32,9 +37,7 @@ def load(path: str | os.PathLike, **options: Any) -> Graph:
     path = Path(path)
     if _suffix(path) == ".sir":
         return serialize.load(path)
-    if not path.exists():
-        raise BackendError(f"{path}: no such file")
-    return _hdf5().read(path, **options)
+    return _hdf5().read(path, **options)  # refuses a missing or non-regular file
 
 
 def save(g: Graph, path: str | os.PathLike, target: str = "loihi2") -> None:

@@ -6,8 +6,12 @@ Errors are :class:`~slayerc.errors.ParseError` with ``file:line:col``.  ``#`` st
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import re
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,8 +19,9 @@ import numpy as np
 
 from slayerc.errors import ParseError
 from slayerc.ir import ops as _ops  # noqa: F401  (fills the op registry)
-from slayerc.ir.core import OPS, Graph, Loc, Op, ParamRef
-from slayerc.ir.printer import DTYPE_NAMES
+from slayerc.ir.core import BASE_FIELDS, OPS, Graph, Loc, Op, ParamRef
+from slayerc.ir.fileio import memory_limit
+from slayerc.ir.printer import DTYPE_NAMES, format_value
 
 NP_DTYPES = {v: k for k, v in DTYPE_NAMES.items()}
 
@@ -94,38 +99,69 @@ def _tokenize(text: str, lineno: int, filename: str) -> list[Tok]:
 
 # ------------------------------------------------------------------------------------- values
 
+#: Deepest ``[...]`` nesting the parser follows (attribute values are at most two deep).
+MAX_NESTING = 32
+INT64 = (-(1 << 63), (1 << 63) - 1)
+#: Integer literals: int64 and uint64 parameters print every value of their range.
+INTEGERS = (-(1 << 63), (1 << 64) - 1)
 
-def _number(tok: Tok) -> int | float:
+
+def _string(tok: Tok, lineno: int, filename: str) -> str:
+    """A JSON string literal; bad escapes, control characters and lone surrogates are errors."""
+    try:
+        value = json.loads(tok.text)
+        value.encode("utf-8")
+    except json.JSONDecodeError as e:
+        why = e.msg.removesuffix(" at")
+        raise ParseError(f"invalid string literal: {why} (strings use JSON escapes, e.g. \\n, "
+                         "\\\", \\u00e9)", filename, lineno, tok.col + e.pos) from None
+    except UnicodeEncodeError:
+        raise ParseError("invalid string literal: a \\u escape names a lone surrogate",
+                         filename, lineno, tok.col) from None
+    assert isinstance(value, str)
+    return value
+
+
+def _number(ln: _Line, tok: Tok) -> int | float:
     t = tok.text
     if re.fullmatch(r"[-+]?\d+", t):
-        return int(t)
-    return float(t)
+        v = int(t)
+        if not INTEGERS[0] <= v <= INTEGERS[1]:
+            raise ln.error(f"integer {t} is out of range (at most 64 bits)", tok)
+        return v
+    v = float(t)
+    if math.isinf(v) and "inf" not in t:
+        raise ln.error(f"number {t} is out of range for a 64-bit float", tok)
+    return v
 
 
-def _value(ln: _Line) -> Any:
+def _value(ln: _Line, depth: int = 0) -> Any:
     tok = ln.next(what="a value")
     if tok.kind == "number":
-        return _number(tok)
+        return _number(ln, tok)
     if tok.kind == "string":
-        return json.loads(tok.text)
+        return _string(tok, ln.lineno, ln.filename)
     if tok.kind == "param":
         return ParamRef(tok.text[1:])
     if tok.kind == "ident" and tok.text in ("true", "false", "none"):
         return {"true": True, "false": False, "none": None}[tok.text]
     if tok.kind == "punct" and tok.text == "[":
+        if depth >= MAX_NESTING:
+            raise ln.error(f"lists nested deeper than {MAX_NESTING}", tok)
         items: list[Any] = []
         if ln.accept("]"):
             return ()
         while True:
-            items.append(_value(ln))
+            items.append(_value(ln, depth + 1))
             if ln.accept("]"):
                 return tuple(items)
             ln.next("punct", ",", what="',' or ']'")
     raise ln.error(f"expected a value, got '{tok.text}'", tok)
 
 
-def _dict(ln: _Line) -> dict[str, tuple[Any, Tok]]:
-    out: dict[str, tuple[Any, Tok]] = {}
+def _dict(ln: _Line) -> dict[str, tuple[Any, Tok, Tok]]:
+    """``{key = value, ...}`` as ``key -> (value, key token, value token)``."""
+    out: dict[str, tuple[Any, Tok, Tok]] = {}
     if not ln.accept("{"):
         return out
     if ln.accept("}"):
@@ -135,7 +171,8 @@ def _dict(ln: _Line) -> dict[str, tuple[Any, Tok]]:
         ln.next("punct", "=")
         if key.text in out:
             raise ln.error(f"attribute '{key.text}' given twice", key)
-        out[key.text] = (_value(ln), key)
+        vtok = ln.peek() or key
+        out[key.text] = (_value(ln), key, vtok)
         if ln.accept("}"):
             return out
         ln.next("punct", ",", what="',' or '}'")
@@ -150,11 +187,75 @@ def _type(ln: _Line) -> tuple[tuple[int, ...], str]:
             d = ln.next("number", what="a dimension")
             if not re.fullmatch(r"\d+", d.text):
                 raise ln.error(f"dimension must be a non-negative integer, got '{d.text}'", d)
+            if int(d.text) > INT64[1]:
+                raise ln.error(f"dimension {d.text} is out of range (at most 2^63 - 1)", d)
             dims.append(int(d.text))
             if ln.accept("]"):
                 break
             ln.next("punct", ",", what="',' or ']'")
     return tuple(dims), tok.text
+
+
+# ----------------------------------------------------------------------- attribute types
+
+_NO = object()
+
+
+@functools.cache
+def _hints(cls: type[Op]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _conform(hint: Any, v: Any) -> Any:
+    """``v`` as a value of the annotated type ``hint``, or ``_NO`` when it is not one."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        got = (_conform(alt, v) for alt in typing.get_args(hint))
+        return next((x for x in got if x is not _NO), _NO)
+    if typing.get_origin(hint) is tuple:
+        return _conform_tuple(typing.get_args(hint), v)
+    if hint is float:
+        return float(v) if type(v) in (int, float) else _NO
+    if hint is int:
+        return v if type(v) is int and INT64[0] <= v <= INT64[1] else _NO
+    if hint in (bool, str, ParamRef, type(None)):
+        return v if type(v) is hint else _NO
+    return v  # an annotation this checker does not know: the op's own check decides
+
+
+def _conform_tuple(args: tuple[Any, ...], v: Any) -> Any:
+    if type(v) is int and args == (int, int):
+        return v  # a square stride/kernel written as one int
+    if not isinstance(v, tuple):
+        return _NO
+    if ... in args:
+        args = (args[0],) * len(v)
+    if len(v) != len(args):
+        return _NO
+    items = tuple(_conform(a, x) for a, x in zip(args, v))
+    return _NO if _NO in items else items
+
+
+def _describe_hint(hint: Any) -> str:
+    text = str(hint).replace("slayerc.ir.core.", "").replace("<class '", "").replace("'>", "")
+    return text.replace("ParamRef", "@param").replace("NoneType", "none")
+
+
+def _attrs(ln: _Line, cls: type[Op], op_tok: Tok,
+           attrs: dict[str, tuple[Any, Tok, Tok]]) -> dict[str, Any]:
+    """The attribute values, each checked against the op's field type."""
+    fields = {f.name for f in dataclasses.fields(cls)} - BASE_FIELDS
+    out = {}
+    for key, (value, ktok, vtok) in attrs.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ln.error(f"{op_tok.text} has no attribute '{key}' (attributes: {known})", ktok)
+        hint = _hints(cls)[key]
+        got = _conform(hint, value)
+        if got is _NO:
+            raise ln.error(f"attribute '{key}' of {op_tok.text} must be "
+                           f"{_describe_hint(hint)}, got {format_value(value)}", vtok)
+        out[key] = got
+    return out
 
 
 # ------------------------------------------------------------------------------------ statements
@@ -168,12 +269,14 @@ def _header(ln: _Line) -> tuple[str, frozenset[str], str | None]:
     name = ln.next("param", what="the graph name (@main)").text[1:]
     attrs = _dict(ln)
     ln.done()
-    facts: Any = attrs.pop("facts", ((), None))[0]
-    side: Any = attrs.pop("params", (None, None))[0]
-    for key, (_, ktok) in attrs.items():
+    facts, _, ftok = attrs.pop("facts", ((), None, None))
+    side, _, stok = attrs.pop("params", (None, None, None))
+    for key, (_, ktok, _) in attrs.items():
         raise ln.error(f"unknown graph attribute '{key}' (known: facts, params)", ktok)
     if not isinstance(facts, tuple) or not all(isinstance(f, str) for f in facts):
-        raise ln.error("facts must be a list of strings")
+        raise ln.error("facts must be a list of strings", ftok)
+    if side is not None and not isinstance(side, str):
+        raise ln.error("params must be the side file's name as a string", stok)
     return name, frozenset(facts), side
 
 
@@ -198,16 +301,21 @@ def _param(ln: _Line, external: Mapping[str, np.ndarray] | None) -> tuple[str, n
                            f"the text says {dt}{list(shape)}", tok)
         return name, arr
     start = ln.peek()
-    size = int(np.prod(shape)) if shape else 1
+    size = math.prod(shape)
+    dtype = np.dtype(NP_DTYPES[dt])
     if start is not None and start.text == "splat":
         ln.next()
         ln.next("punct", "(")
+        vtok = ln.peek()
         value = _value(ln)
         ln.next("punct", ")")
         ln.done()
-        if isinstance(value, tuple) or value is None:
-            raise ln.error("splat(...) takes one number", start)
-        return name, np.full(shape, value, dtype=NP_DTYPES[dt])
+        if size * dtype.itemsize > memory_limit():
+            raise ln.error(f"@{name} : {dt}{list(shape)} declares {size * dtype.itemsize:,} "
+                           f"bytes, more than the {memory_limit():,} bytes this reader allows",
+                           type_tok)
+        element = _element(ln, value, dtype, vtok or start)
+        return name, np.full(shape, element, dtype=dtype)
     values = _value(ln)
     ln.done()
     if not isinstance(values, tuple):
@@ -215,7 +323,31 @@ def _param(ln: _Line, external: Mapping[str, np.ndarray] | None) -> tuple[str, n
     if len(values) != size:
         raise ln.error(f"@{name} has type {dt}{list(shape)} ({size} values) but the literal "
                        f"holds {len(values)}", start)
-    return name, np.array(values, dtype=NP_DTYPES[dt]).reshape(shape)
+    items = [_element(ln, v, dtype, start) for v in values]
+    return name, np.array(items, dtype=dtype).reshape(shape)
+
+
+def _element(ln: _Line, v: Any, dtype: np.dtype, tok: Tok | None) -> Any:
+    """One entry of a parameter literal, checked against the element type."""
+    what = f"an entry of a {DTYPE_NAMES[dtype.name]} parameter"
+    if dtype.kind == "b":
+        if type(v) is not bool:
+            raise ln.error(f"{what} must be true or false, got {format_value(v)}", tok)
+        return v
+    if type(v) not in (int, float):
+        raise ln.error(f"{what} must be a number, got {format_value(v)}", tok)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if type(v) is not int or not info.min <= v <= info.max:
+            raise ln.error(f"{what} must be an integer in [{info.min}, {info.max}], got "
+                           f"{format_value(v)}", tok)
+        return v
+    with np.errstate(over="ignore"):
+        fits = not math.isfinite(v) or bool(np.isfinite(dtype.type(v)))  # f32(1e300) is inf
+    if not fits:
+        raise ln.error(f"{what}: {format_value(v)} is out of range for "
+                       f"{DTYPE_NAMES[dtype.name]}", tok)
+    return v
 
 
 def _loc(ln: _Line) -> Loc:
@@ -223,7 +355,7 @@ def _loc(ln: _Line) -> Loc:
     ln.next("punct", "(")
     tok = ln.next(what="a module string or _")
     if tok.kind == "string":
-        module = json.loads(tok.text)
+        module = _string(tok, ln.lineno, ln.filename)
     elif tok.text == "_":
         module = None
     else:
@@ -231,9 +363,11 @@ def _loc(ln: _Line) -> Loc:
     file = line = None
     nxt = ln.peek()
     if nxt is not None and nxt.kind == "string":
-        file = json.loads(ln.next().text)
+        file = _string(ln.next(), ln.lineno, ln.filename)
         if ln.accept(":"):
             num = ln.next("number", what="a line number")
+            if not re.fullmatch(r"\d+", num.text) or int(num.text) > INT64[1]:
+                raise ln.error(f"a line number is a non-negative integer, got '{num.text}'", num)
             line = int(num.text)
     ln.next("punct", ")")
     return Loc(module, file, line)
@@ -254,12 +388,7 @@ def _node(ln: _Line) -> Op:
             if ln.accept(")"):
                 break
             ln.next("punct", ",", what="',' or ')'")
-    attrs = _dict(ln)
-    fields = {f.name for f in dataclasses.fields(cls)} - {"name", "inputs", "shape", "dtype", "loc"}
-    for key, (_, ktok) in attrs.items():
-        if key not in fields:
-            known = ", ".join(sorted(fields)) or "none"
-            raise ln.error(f"{op_tok.text} has no attribute '{key}' (attributes: {known})", ktok)
+    attrs = _attrs(ln, cls, op_tok, _dict(ln))
     shape = dtype = None
     if ln.accept(":"):
         if ln.peek() is not None and ln.toks[ln.i + 1:ln.i + 2] and ln.toks[ln.i + 1].text == "[":
@@ -269,8 +398,10 @@ def _node(ln: _Line) -> Op:
             dtype = ln.next("ident", what="a type").text
     loc = _loc(ln) if ln.peek() is not None else None
     ln.done()
-    return cls(name=name, inputs=tuple(inputs), shape=shape, dtype=dtype, loc=loc,
-               **{k: v for k, (v, _) in attrs.items()})
+    try:
+        return cls(name=name, inputs=tuple(inputs), shape=shape, dtype=dtype, loc=loc, **attrs)
+    except (TypeError, ValueError) as e:
+        raise ln.error(f"cannot build {op_tok.text}: {e}", op_tok) from None
 
 
 def parse(text: str, params: Mapping[str, np.ndarray] | None = None,
@@ -308,8 +439,17 @@ def parse(text: str, params: Mapping[str, np.ndarray] | None = None,
 
 def side_file(text: str) -> str | None:
     """The ``params = "..."`` side-file name in a text's header line, if any."""
-    for raw in text.splitlines():
+    at = side_file_at(text)
+    return at[0] if at is not None else None
+
+
+def side_file_at(text: str, filename: str = "<string>") -> tuple[str, int, int] | None:
+    """``(name, line, col)`` of the ``params = "..."`` side file in the header line, if any."""
+    for lineno, raw in enumerate(text.splitlines(), 1):
         if raw.strip() and not raw.lstrip().startswith("#"):
             m = re.search(r'params\s*=\s*("(?:[^"\\]|\\.)*")', raw)
-            return json.loads(m.group(1)) if m else None
+            if m is None:
+                return None
+            tok = Tok("string", m.group(1), m.start(1) + 1)
+            return _string(tok, lineno, filename), lineno, tok.col
     return None

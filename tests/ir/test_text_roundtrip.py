@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import string
+import types
+import typing
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -38,21 +40,20 @@ def arrays(draw: st.DrawFn) -> np.ndarray:
     return np.array(vals, dtype=dtype).reshape(shape)
 
 
-def attr_value(default: object, refs: list[str]) -> st.SearchStrategy:
-    """Values of the kind a field with this default holds (or a parameter reference)."""
+def attr_value(hint: object, refs: list[str]) -> st.SearchStrategy:
+    """Values of the type a field is annotated with (the parser refuses other types)."""
     ref = st.sampled_from(refs).map(ParamRef) if refs else st.nothing()
-    finite = st.floats(allow_nan=False)
-    if isinstance(default, bool):
-        return st.booleans()
-    if isinstance(default, int):
-        return st.one_of(st.integers(-10**12, 10**12), ref)
-    if isinstance(default, float):
-        return st.one_of(finite, ref)
-    if isinstance(default, str):
-        return st.text(max_size=12)
-    if isinstance(default, tuple):
-        return st.lists(st.integers(-5, 100), max_size=4).map(tuple)
-    return st.one_of(st.none(), ref, finite, st.integers(-100, 100))
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return st.one_of(*(attr_value(alt, refs) for alt in typing.get_args(hint)))
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if ... in args:
+            return st.lists(st.integers(-5, 100), max_size=4).map(tuple)
+        return st.tuples(*(st.integers(-5, 100) for _ in args))
+    table: dict[object, st.SearchStrategy] = {
+        bool: st.booleans(), int: st.integers(-10**12, 10**12), str: st.text(max_size=12),
+        float: st.floats(allow_nan=False), ParamRef: ref, type(None): st.none()}
+    return table[hint]
 
 
 LOCS = st.one_of(
@@ -74,7 +75,8 @@ def graphs(draw: st.DrawFn) -> Graph:
         cls = OPS[draw(st.sampled_from(sorted(OPS)))]
         n_in = cls.ARITY if cls.ARITY is not None else draw(st.integers(2, 3))
         inputs = tuple(draw(st.lists(st.sampled_from(names), min_size=n_in, max_size=n_in)))
-        attrs = {f.name: draw(attr_value(f.default, refs)) for f in dataclasses.fields(cls)
+        hints = typing.get_type_hints(cls)
+        attrs = {f.name: draw(attr_value(hints[f.name], refs)) for f in dataclasses.fields(cls)
                  if f.name not in BASE_FIELDS and draw(st.booleans())}
         shape = draw(st.one_of(st.none(), st.lists(st.integers(0, 64), max_size=3).map(tuple)))
         dtype = draw(st.one_of(st.none(), st.sampled_from(["f32", "c32"])))

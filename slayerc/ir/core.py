@@ -204,8 +204,19 @@ class Graph:
         return [n for n in self.nodes.values() if n.OP == "io.output"]
 
     def users(self, name: str) -> list[Op]:
-        """Nodes that read the output of ``name``."""
-        return [n for n in self.nodes.values() if name in n.inputs]
+        """Nodes that read the output of ``name`` (each once, in graph order).
+
+        The reverse index is built once per graph value, so asking for every node's users is
+        linear in the graph's size (graphs are values: never edit ``nodes`` in place).
+        """
+        index = self.__dict__.get("_users")
+        if index is None:
+            index = {}
+            for node in self.nodes.values():
+                for src in dict.fromkeys(node.inputs):
+                    index.setdefault(src, []).append(node)
+            object.__setattr__(self, "_users", index)
+        return list(index.get(name, ()))
 
     def param(self, ref: ParamRef | str) -> np.ndarray:
         """The array a reference points at."""

@@ -9,11 +9,60 @@ parameters its edits left unreferenced).  Not a pass; shared by ``canonicalize``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from slayerc.ir.core import Graph, Op, ParamRef
+
+
+class _Nodes(dict[str, Op]):
+    """The rewriter's node dict with two indexes kept in step with every edit: who reads each
+    node, and how many attributes refer to each parameter.  Without them ``users``/``put``
+    scanned every node, and passes that ask once per layer were quadratic in depth."""
+
+    def __init__(self, nodes: Iterable[tuple[str, Op]] = ()):
+        super().__init__()
+        self.pos: dict[str, int] = {}  # insertion rank: users come back in graph order
+        self.readers: dict[str, dict[str, None]] = {}
+        self.refs: dict[str, int] = {}
+        self.counter = -1
+        for key, node in nodes:
+            self[key] = node
+
+    def _index(self, key: str, node: Op, step: int) -> None:
+        for src in node.inputs:
+            if step > 0:
+                self.readers.setdefault(src, {})[key] = None
+            else:
+                self.readers.get(src, {}).pop(key, None)
+        for _, ref in node.param_refs():
+            self.refs[ref.name] = self.refs.get(ref.name, 0) + step
+
+    def __setitem__(self, key: str, node: Op) -> None:
+        old = self.get(key)
+        if old is not None:
+            self._index(key, old, -1)
+        else:
+            self.pos[key] = self.counter = self.counter + 1
+        super().__setitem__(key, node)
+        self._index(key, node, +1)
+
+    def __delitem__(self, key: str) -> None:
+        self._index(key, self[key], -1)
+        super().__delitem__(key)
+        del self.pos[key]
+
+    def pop(self, key: str, *default: Op) -> Op:  # type: ignore[override]
+        """Remove and return a node (keeping the indexes in step)."""
+        if key not in self:
+            return super().pop(key, *default)
+        node = self[key]
+        del self[key]
+        return node
+
+    def users(self, name: str) -> list[Op]:
+        return [self[k] for k in sorted(self.readers.get(name, ()), key=self.pos.__getitem__)]
 
 
 class Rewriter:
@@ -21,12 +70,21 @@ class Rewriter:
 
     def __init__(self, g: Graph):
         self.g = g
-        self.nodes: dict[str, Op] = dict(g.nodes)
+        self.nodes = g.nodes  # type: ignore[assignment]  (copied by the setter)
         self.params: dict[str, np.ndarray] = dict(g.params)
 
+    @property
+    def nodes(self) -> dict[str, Op]:
+        """The working nodes, in graph order (edit freely: the indexes follow)."""
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, nodes: Mapping[str, Op]) -> None:
+        self._nodes = _Nodes(nodes.items())
+
     def users(self, name: str) -> list[Op]:
-        """The nodes that read ``name`` (each once)."""
-        return [n for n in self.nodes.values() if name in n.inputs]
+        """The nodes that read ``name`` (each once), in graph order."""
+        return self._nodes.users(name)
 
     def only_user(self, name: str) -> Op | None:
         """The single node reading ``name`` (through one input), or None."""
@@ -81,7 +139,7 @@ class Rewriter:
         return ParamRef(name)
 
     def _uses(self, pname: str) -> int:
-        return sum(1 for n in self.nodes.values() for _, r in n.param_refs() if r.name == pname)
+        return self._nodes.refs.get(pname, 0)
 
     def graph(self) -> Graph:
         """The current state as a graph (for analyses), facts unchanged."""

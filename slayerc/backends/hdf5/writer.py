@@ -232,11 +232,14 @@ def _scale(node: Op | None) -> int:
 
 def _sdnn_source(g: Graph, node: Op) -> Op | None:
     """The sigma-delta neuron whose threshold/activation a Delta/Sigma layer repeats."""
-    names = list(g.nodes)
-    pos = names.index(node.name)
-    deltas = [n for n in g if n.OP == "neuron.sigma_delta"]
-    before = [n for n in deltas if names.index(n.name) < pos]
-    return (before or deltas or [None])[-1 if before else 0]
+    first = last_before = None
+    seen = False
+    for n in g:  # one pass: the last one before ``node``, else the first one
+        seen |= n.name == node.name
+        if n.OP == "neuron.sigma_delta":
+            first = first or n
+            last_before = last_before if seen else n
+    return last_before or first
 
 
 def _key(g: Graph, neuron: Op, key: s.Key) -> Any:

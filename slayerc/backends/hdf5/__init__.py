@@ -20,7 +20,8 @@ threshold = vThMant/64, decays = int/4096, bias = int/64) that reproduces **Lava
 * ``flatten`` → ``tensor.flatten``; ``average`` → ``tensor.average``; SDNN ``sigma_output`` →
   ``dendrite.sigma``; SDNN hidden → ``neuron.sigma_delta``; LOIHI → ``neuron.cuba``.
 * The last layer feeds ``%out = io.output``.  Every node has ``loc = Loc("layer/K", path)``.
-* Facts: ``shapes``; ``quant-legal`` when every weight is in [-256, 255]; ``delays-legal``
+* Facts: ``shapes``; ``quant-legal`` when every weight is in [-256, 255], every ``vThMant``
+  fits 17 bits and every bias 13 bits (Loihi 2's fields); ``delays-legal``
   when every delay is at most 62.
 
 ``write(g, path, target="loihi2")`` writes the same keys and dtypes lava-dl writes (``type``
@@ -31,8 +32,11 @@ form when the layer has no bias, and SDNN layers without any shift (Lava then ad
 latency per synapse, as with lava-dl's own SDNN exports).  A slayer ``Input`` block's trailing
 shift is dropped: Lava's output is then one step earlier, as for lava-dl (reference case
 ``cuba_input``, shift -1).  ``target="slayerc"`` writes every layer and neuron type;
-``"loihi2"`` only what netx 0.6 loads.  A real ``dense``/``dense_rec``/``conv`` synapse marked
-``sparse = true`` is stored by ``"slayerc"`` as ``weight_csr/{data (float32), indices, indptr,
+``"loihi2"`` only what netx 0.6 loads, with every weight, ``vThMant`` and bias inside
+the field netx puts it in (a graph that was not legalized, e.g. one read from a netlist with
+``vThMant = 2**31``, is refused with the value and the pass to run, never clipped silently).
+A real ``dense``/``dense_rec``/``conv`` synapse marked ``sparse = true`` is stored by
+``"slayerc"`` as ``weight_csr/{data (float32), indices, indptr,
 shape (int64)}`` (CSR of the weight as ``[shape[0], rest]``) instead of ``weight``, and read
 back with ``sparse = true``; ``"loihi2"`` writes it exactly as a dense layer (netx loads it;
 ``sparse_fc_layer=True`` in netx is the user's choice).  Other marked synapses are written dense.

@@ -17,6 +17,7 @@ from slayerc.backends.hdf5.schema import Where
 from slayerc.errors import BackendError, VerifyError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder, Loc, ParamRef
+from slayerc.ir.target import LOIHI2
 from slayerc.ir.verify import verify
 from slayerc.passes import shape_infer
 
@@ -99,6 +100,8 @@ def _key_value(r: _Reader, key: s.Key, ngrp: dict, w: Where, channels: int,
              else s.as_int(v, label, w, (), key.lo, key.hi))
         return None
     ints = s.as_int(v, label, w, ((), (1,), (channels,)), key.lo, key.hi)
+    if key.h5 == "vThMant":  # Loihi 2 holds 17 bits: a larger one needs legalize-quant
+        r.quant_ok &= bool(ints.size == 0 or ints.max() <= LOIHI2.threshold_max)
     unit = 64 if key.unit == s.SCALE else key.unit
     if ints.size == 1 and ints.shape != (channels,):
         return float(ints.reshape(-1)[0]) / unit
@@ -224,6 +227,8 @@ def _bias(r: _Reader, grp: dict, w: Where, k: str) -> ParamRef | None:
     if v.ndim not in (1, 3):
         raise w.error("bias", f"expected a per-channel array, got {s.describe_value(v)}")
     a = s.as_weight(v, "bias", w, v.ndim)
+    lo, hi = LOIHI2.bias_range
+    r.quant_ok &= bool(a.min() >= lo and a.max() <= hi)
     return r.param(f"layer{k}.bias", a / 64)
 
 

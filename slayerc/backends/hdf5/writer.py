@@ -397,6 +397,43 @@ def _loihi2_problems(layer: Layer, group: dict[str, Any]) -> Iterator[BackendErr
     if complex_ and "bias" in group:
         yield _err(n, "bias", f"{why} ignore the bias of a complex (RF) dense layer")
     yield from _loihi2_delay(layer, group, complex_)
+    yield from _loihi2_values(layer, group)
+
+
+def _extreme(a: np.ndarray, lo: int, hi: int) -> float | None:
+    """The value of ``a`` farthest outside ``[lo, hi]``, or None when all fit."""
+    a = np.asarray(a, np.float64)
+    if a.size == 0 or (a.min() >= lo and a.max() <= hi):
+        return None
+    return float(a.min() if lo - a.min() > a.max() - hi else a.max())
+
+
+def _loihi2_values(layer: Layer, group: dict[str, Any]) -> Iterator[BackendError]:
+    """Weights, thresholds and biases the loihi2 netlist fields cannot hold (netx would clip
+    or wrap them silently): the graph was not legalized for the target."""
+    t, n = ir_target.LOIHI2, layer.anchor
+    fix = "run legalize-quant{target=loihi2} (in the loihi2 default pipeline) first"
+    weights = group.get("weight")
+    parts = weights if isinstance(weights, dict) else {"": weights}
+    named = {f"weight/{k}" if k else "weight": v for k, v in parts.items()}
+    named["weight_rec"] = group.get("weight_rec")
+    lo, hi = t.weight_range
+    for key, a in named.items():
+        v = None if a is None or layer.kind == "input" else _extreme(a, lo, hi)
+        if v is not None:
+            yield _err(n, key, f"weight {v:.0f} does not fit loihi2's {t.weight_bits}-bit weights "
+                       f"[{lo}, {hi}]; {fix}")
+    th = group.get("neuron", {}).get("vThMant")
+    v = None if th is None else _extreme(th, 0, t.threshold_max)
+    if v is not None:
+        yield _err(n, "neuron/vThMant", f"{v:.0f} does not fit loihi2's {t.threshold_bits}-bit "
+                   f"threshold [0, {t.threshold_max}]; {fix}")
+    blo, bhi = t.bias_range
+    v = None if "bias" not in group or layer.kind == "input" else \
+        _extreme(group["bias"], blo, bhi)
+    if v is not None:
+        yield _err(n, "bias", f"{v:.0f} does not fit loihi2's {t.bias_bits}-bit bias "
+                   f"[{blo}, {bhi}]; {fix}")
 
 
 def _loihi2_delay(layer: Layer, group: dict[str, Any], complex_: bool) -> Iterator[BackendError]:

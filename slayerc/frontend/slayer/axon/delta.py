@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from slayerc.errors import FrontendError
-from slayerc.runtime import axon as _axon
+from slayerc.runtime.neurons import delta as family
 
 
 class DeltaShapeError(FrontendError, ValueError):
@@ -24,7 +24,8 @@ class Delta(torch.nn.Module):
     floor-quantized to steps of ``1/scale``.  The threshold is clamped to
     ``≥ max(min_threshold, 1/scale)`` on every forward.  ``shared_param=False``: one threshold per
     channel (shape ``(C, 1, …)``); ``per_neuron_param=True`` (slayerc): one per neuron.
-    Gradients: :func:`slayerc.runtime.axon.delta_encode`.
+    Gradients: :func:`slayerc.runtime.axon.delta_encode` (through the ``axon.delta`` family,
+    :mod:`slayerc.runtime.neurons.delta`).
     """
 
     def __init__(
@@ -103,17 +104,17 @@ class Delta(torch.nn.Module):
                 setattr(self, name, torch.zeros(input.shape[:-1], device=input.device))
         self.clamp()
         keep = self.persistent_state
-        error = None
-        if self.cum_error:
-            error = self.error_state if keep else torch.zeros_like(input[..., 0])
-        y, residual, error = _axon.delta_encode(
-            input, self.threshold, self.pre_state if keep else None,
-            self.residual_state if keep else None, error, self.scale, self.tau_grad,
-            self.scale_grad,
+        states = {}
+        if keep:
+            states = {"pre_state": self.pre_state, "residual_state": self.residual_state,
+                      "error_state": self.error_state}
+        y, new = family.dynamics(
+            input, self.threshold, scale=self.scale, tau_grad=self.tau_grad,
+            scale_grad=self.scale_grad, cum_error=self.cum_error,
+            min_threshold=self.min_threshold, **states,
         )
         if keep:
-            self.pre_state = input[..., -1].detach().clone()
-            self.residual_state = residual.detach().clone()
+            self.pre_state, self.residual_state = new["pre_state"], new["residual_state"]
             if self.cum_error:
-                self.error_state = error.detach().clone()
+                self.error_state = new["error_state"]
         return y

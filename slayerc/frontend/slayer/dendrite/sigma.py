@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from slayerc.errors import FrontendError
-from slayerc.runtime import axon as _axon
+from slayerc.runtime.neurons import sigma as family
 
 
 class SigmaShapeError(FrontendError, ValueError):
@@ -38,9 +38,9 @@ class Sigma(torch.nn.Module):
         if tuple(self.pre_state.shape) != tuple(input.shape[:-1]):
             self.pre_state = torch.zeros(input.shape[:-1], dtype=input.dtype, device=input.device)
         if not self.persistent_state:
-            return _axon.sigma(input)
-        out = _axon.sigma(input, self.pre_state)
-        self.pre_state = out[..., -1].detach().clone()
+            return family.dynamics(input)[0]
+        out, new = family.dynamics(input, pre_state=self.pre_state)
+        self.pre_state = new["pre_state"]
         return out
 
     @property

@@ -5,12 +5,13 @@ from __future__ import annotations
 from slayerc.frontend.slayer.neuron._adaptive_rf import AdaptiveResonatorNeuron
 from slayerc.frontend.slayer.neuron._resonate import rf_neuron_params as neuron_params
 from slayerc.runtime.dynamics import adaptive_phase_threshold, resonator
+from slayerc.runtime.neurons import adrf as family
 from slayerc.runtime.spikes import complex_spike
 
 __all__ = ["Neuron", "neuron_params"]
 
-SCALE_RHO_MULT = 0.1
-TAU_RHO_MULT = 100
+SCALE_RHO_MULT = family.SIGMA
+TAU_RHO_MULT = family.TAU
 
 
 class Neuron(AdaptiveResonatorNeuron):
@@ -51,5 +52,10 @@ class Neuron(AdaptiveResonatorNeuron):
         return self.drop(s) if self.drop is not None else s
 
     def forward(self, input):
-        """Spike response to the complex input tuple ``(x_re, x_im)``."""
-        return self.spike(*self.dynamics(input))
+        """Spike response to the complex input tuple ``(x_re, x_im)``
+        (:func:`slayerc.runtime.neurons.adrf.dynamics`)."""
+        return self._run_family(
+            family, self._complex_input(input), self.sin_decay, self.cos_decay,
+            self.threshold_decay, self.refractory_decay,
+            self.threshold, self.threshold_step, self.tau_rho, self.scale_rho,
+        )

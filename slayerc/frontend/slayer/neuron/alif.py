@@ -6,10 +6,11 @@ import torch
 
 from slayerc.frontend.slayer.neuron import base
 from slayerc.runtime.dynamics import adaptive_threshold, leaky_integrator
+from slayerc.runtime.neurons import alif as family
 from slayerc.runtime.spikes import spike as _spike
 
-SCALE_RHO_MULT = 0.1
-TAU_RHO_MULT = 100
+SCALE_RHO_MULT = family.SIGMA
+TAU_RHO_MULT = family.TAU
 
 
 def neuron_params(device_params, scale=1 << 6, p_scale=1 << 12):
@@ -135,6 +136,12 @@ class Neuron(base.Neuron):
         return self.drop(s) if self.drop is not None else s
 
     def forward(self, input):
-        """Spike response to ``input``."""
-        _, voltage, threshold, refractory = self.dynamics(input)
-        return self.spike(voltage, threshold, refractory)
+        """Spike response to ``input`` (:func:`slayerc.runtime.neurons.alif.dynamics`)."""
+        self._check_input(input)
+        if self.requires_grad:
+            self.clamp()
+        return self._run_family(
+            family, input, self.current_decay, self.voltage_decay, self.threshold_decay,
+            self.refractory_decay, self.threshold, self.threshold_step, self.tau_rho,
+            self.scale_rho, norm=self.norm,
+        )

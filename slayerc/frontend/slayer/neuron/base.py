@@ -223,6 +223,21 @@ class Neuron(torch.nn.Module):
             for name, trace in states.items():
                 setattr(self, name, trace[..., -1].detach().clone())
 
+    def _run_family(self, family, x, *params, **kwargs):
+        """Spikes of ``x`` through ``family.dynamics`` (the family's one home in
+        :mod:`slayerc.runtime.neurons`), with this neuron's scale, graded flag and, when
+        persistent, its carried states (stored back afterwards); then dropout."""
+        first = x[0] if isinstance(x, tuple) else x
+        states = {}
+        if self.persistent_state:
+            states = dict(zip(family.STATES, self._states(first, family.STATES)))
+        s, new = family.dynamics(x, *params, scale=self.s_scale, graded=self.graded_spike,
+                                 **states, **kwargs)
+        if self.persistent_state:
+            for name in family.STATES:
+                setattr(self, name, new[name])
+        return self.drop(s) if self.drop is not None else s
+
     def _fired(self, s: torch.Tensor) -> torch.Tensor:
         return (s[..., -1] > 0).to(s.dtype).detach()
 

@@ -7,10 +7,11 @@ import torch
 from slayerc.frontend.slayer.neuron import base
 from slayerc.runtime.cuba_lif import cuba_lif
 from slayerc.runtime.dynamics import leaky_integrator
+from slayerc.runtime.neurons import cuba as family
 from slayerc.runtime.spikes import spike as _spike
 
-SCALE_RHO_MULT = 0.1
-TAU_RHO_MULT = 100
+SCALE_RHO_MULT = family.SIGMA
+TAU_RHO_MULT = family.TAU
 
 
 def neuron_params(device_params, scale=1 << 6, p_scale=1 << 12):
@@ -119,18 +120,6 @@ class Neuron(base.Neuron):
         self._store(current_state=current, voltage_state=voltage)
         return current, voltage
 
-    def _voltage(self, input):
-        """``dynamics(input)[1]``, skipping the current trace when nothing needs it."""
-        if self.norm is not None or self.persistent_state:
-            return self.dynamics(input)[1]
-        self._check_input(input)
-        if self.requires_grad:
-            self.clamp()
-        return cuba_lif(
-            input, self.current_decay, self.voltage_decay, None, None, self.s_scale,
-            self.threshold + self.threshold_eps, current=False,
-        )[1]
-
     def spike(self, voltage):
         """Spikes from a voltage trace; with persistent state, resets the stored voltage."""
         s = _spike(
@@ -147,6 +136,13 @@ class Neuron(base.Neuron):
     time_major_output = False
 
     def forward(self, input):
-        """Spike response to ``input`` ``[N, *S, T]``."""
-        s = self.spike(self._voltage(input))
+        """Spike response to ``input`` ``[N, *S, T]`` (:func:`slayerc.runtime.neurons.cuba.
+        dynamics`; :meth:`dynamics` and :meth:`spike` give its two halves, as lava-dl's)."""
+        self._check_input(input)
+        if self.requires_grad:
+            self.clamp()
+        s = self._run_family(
+            family, input, self.current_decay, self.voltage_decay, self.threshold,
+            self.tau_rho, self.scale_rho, norm=self.norm, want_state=self.persistent_state,
+        )
         return s if self.time_major_output else s.contiguous()

@@ -3,7 +3,10 @@
 The public API (imported lazily, so ``import slayerc`` stays light):
 
 - :func:`trace` ``(model, example_input) -> Graph``: torch.fx tracing into the SNN IR;
-- :func:`compile` ``(model, example_input, pipeline=...) -> Graph``: trace, then run passes;
+- :func:`compile` ``(model, example_input, pipeline=None, backend="ir", target="loihi2")``:
+  trace, then the target's default pipeline (as ``slayerc compile``), or a trainable module
+  (``backend="torch"`` / ``"triton"``);
+- :func:`run_netlist`: bit-accurate fixed-point run of a ``.net`` file (as ``slayerc run``);
 - :func:`load` / :func:`save`: ``.sir`` text IR or ``.net`` netx hdf5 netlists, by suffix;
 - :class:`PassManager` and :func:`parse_pipeline`: pass pipelines such as ``"shape-infer"``;
 - :func:`interpret`: run a graph in floating point (``slayerc.runtime.interpreter``);
@@ -21,7 +24,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "trace": "slayerc.frontend.trace:trace",
-    "compile": "slayerc.frontend.compile:compile",
+    "compile": "slayerc.driver:compile",
+    "run_netlist": "slayerc.driver:run_netlist",
     "load": "slayerc.backends.files:load",
     "save": "slayerc.backends.files:save",
     "PassManager": "slayerc.passes.manager:PassManager",

@@ -106,13 +106,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     """Trace a model file, run a pipeline, write a .sir or .net and print a summary."""
     import torch
 
-    from slayerc.backends.files import save
+    from slayerc.driver import compile_model
     from slayerc.frontend.loader import load_model, load_weights
-    from slayerc.frontend.trace import trace
     from slayerc.ir.summary import layer_table
-    from slayerc.passes.manager import PassManager
-    from slayerc.passes.pipelines import default_pipeline
-    from slayerc.runtime.agreement import quant_report
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
     model = load_model(args.model)
@@ -120,41 +116,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
         load_weights(model, args.weights)
     model.eval()
     steps("traced model loaded")
-    example = torch.zeros((1, *args.input_shape, args.steps))
-    g = trace(model, example)
-    steps(f"traced {len(g)} nodes")
-    traced = g
-    netlist = str(args.output).endswith(".net")
-    pipeline = default_pipeline(args.target, netlist) if args.passes is None else args.passes
-    pm = PassManager.from_string(pipeline, time_passes=args.time_passes)
-    g = pm.run(g)
-    _print_reports(pm, args.report)
-    if args.quant_report:
-        x = (torch.rand(example.shape, generator=torch.Generator().manual_seed(0)) < 0.1)
-        values = {k: v for r in pm.reports if r.pass_name == "legalize-quant"
-                  for k, v in r.values.items()}
-        report = quant_report(traced, g, x.float(), values, _latency(pm),
-                              pm.inputs.get("legalize-quant"), target=args.target)
-        print(report.table(), file=sys.stderr)
-    steps("passes done")
-    save(g, args.output, target=args.target)
-    steps(f"wrote {args.output}")
+    done = compile_model(model, torch.zeros((1, *args.input_shape, args.steps)),
+                         target=args.target, pipeline=args.passes, output=args.output,
+                         quant=args.quant_report, time_passes=args.time_passes,
+                         progress=steps)
+    _print_reports(done.passes, args.report)
+    if done.quant is not None:
+        print(done.quant.table(), file=sys.stderr)
     if not args.quiet:
-        print(layer_table(g))
-        lat = _latency(pm).get(g.outputs[0].name, 0) if len(g.outputs) == 1 else 0
+        print(layer_table(done.graph))
+        lat = done.output_latency
         if lat:
             print(f"output latency: {lat:+d} steps (the compiled output at step t{lat:+d} is the "
                   "model's at step t)")
     if args.time_passes:
-        print(pm.timing_report(), file=sys.stderr)
+        print(done.passes.timing_report(), file=sys.stderr)
     return 0
-
-
-def _latency(pm) -> dict[str, int]:
-    """Per node, the steps ``legalize-layers`` added before it (empty if it did not run)."""
-    from slayerc.runtime.agreement import latencies
-
-    return latencies({k: v for r in pm.reports for k, v in r.values.items()})
 
 
 def _print_reports(pm, everything: bool) -> None:

@@ -1,9 +1,13 @@
 """The driver: flows that the CLI and the Python API share, above every layer of slayerc.
 
 The runtime does not load files and backends do not simulate; a flow that does both lives here.
+``slayerc compile`` and :func:`slayerc.compile` are both :func:`compile_model` (same defaults:
+target ``loihi2``, its default pipeline); ``slayerc run`` and :func:`run_netlist` are one.
 
-``run_netlist``: run a netx netlist file through the fixed-point simulator, fed as
-``netx_run.py`` feeds Lava.
+* :func:`compile` / :func:`compile_model`: trace a model, run the target's default pipeline (or
+  the one given), optionally measure the quantization report, write the result;
+* :func:`run_netlist`: run a netx netlist file through the fixed-point simulator, fed as
+  ``netx_run.py`` feeds Lava.
 
 Netlists whose layer 0 is an ``input`` layer with a neuron take the data through that neuron
 (after the input transform ``x·weight + bias``, 64 and 0 by default); all others take it through
@@ -14,15 +18,102 @@ only reads the file, picks the input shape and renames the recorded layers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from slayerc.backends import files
-from slayerc.errors import SlayerError
+from slayerc.errors import FrontendError, SlayerError
 from slayerc.ir.core import Graph
 from slayerc.ir.target import Target
+from slayerc.passes.manager import PassManager
+from slayerc.passes.pipelines import default_pipeline
+from slayerc.runtime.agreement import QuantReport, latencies, quant_report
 from slayerc.runtime.fixed.simulator import layer_nodes, simulate
+
+TRAINING_BACKENDS = ("torch", "triton")
+
+
+@dataclass
+class Compiled:
+    """What :func:`compile_model` made: the compiled and the traced graph, the pass manager (its
+    ``reports`` and timings), per node the steps ``legalize-layers`` added, and the quantization
+    report when asked for."""
+
+    graph: Graph
+    traced: Graph
+    passes: PassManager
+    latency: dict[str, int] = field(default_factory=dict)
+    quant: QuantReport | None = None
+
+    @property
+    def output_latency(self) -> int:
+        """Steps the (single) output comes later than the model's (0 with several outputs)."""
+        outs = self.graph.outputs
+        return self.latency.get(outs[0].name, 0) if len(outs) == 1 else 0
+
+
+def compile_model(model: torch.nn.Module, example_input: torch.Tensor, *,
+                  target: str = "loihi2", pipeline: str | None = None,
+                  output: str | os.PathLike | None = None, quant: bool = False,
+                  time_passes: bool = False,
+                  progress: Callable[[str], None] | None = None) -> Compiled:
+    """Trace ``model`` on ``example_input`` (``[N, *S, T]``), run ``pipeline`` (None: the
+    target's default, for a netlist when ``output`` is a ``.net``; ``""``: none), measure the
+    quantization report (``quant``, on a seeded random spike input of the example's shape) and
+    write ``output`` (``.sir`` or ``.net``) if given."""
+    from slayerc.frontend.trace import trace
+
+    step = progress or (lambda msg: None)
+    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
+        raise FrontendError("the example input must be a tensor [N, C(, H, W), T] (batch first, "
+                            f"time last); got {getattr(example_input, 'shape', example_input)!r}")
+    traced = trace(model, example_input)
+    step(f"traced {len(traced)} nodes")
+    netlist = output is not None and str(output).endswith(".net")
+    if pipeline is None:
+        pipeline = default_pipeline(target, netlist)
+    pm = PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
+    g = pm.run(traced)
+    lat = latencies({k: v for r in pm.reports for k, v in r.values.items()})
+    report = None
+    if quant:
+        gen = torch.Generator().manual_seed(0)
+        x = (torch.rand(example_input.shape, generator=gen) < 0.1).float()
+        values = {k: v for r in pm.reports if r.pass_name == "legalize-quant"
+                  for k, v in r.values.items()}
+        report = quant_report(traced, g, x, values, lat, pm.inputs.get("legalize-quant"),
+                              target=target)
+    step("passes done")
+    if output is not None:
+        files.save(g, output, target=target)
+        step(f"wrote {output}")
+    return Compiled(g, traced, pm, lat, report)
+
+
+def compile(model: torch.nn.Module, example_input: torch.Tensor, pipeline: str | None = None,
+            backend: str = "ir", *, target: str = "loihi2",
+            output: str | os.PathLike | None = None) -> Graph | torch.nn.Module:
+    """``slayerc.compile``: the model compiled for ``backend``.
+
+    * ``"ir"`` (default): the IR graph after ``pipeline`` (None: the default pipeline of
+      ``target``, as ``slayerc compile``; ``""``: the traced graph only), written to ``output``
+      if given;
+    * ``"torch"`` / ``"triton"``: a trainable module of the traced graph
+      (:func:`slayerc.frontend.compile.compile`, through :func:`slayerc.to_module`).
+    """
+    if backend in TRAINING_BACKENDS:
+        from slayerc.frontend.compile import compile as training
+
+        return training(model, example_input, pipeline or "", backend)
+    if backend != "ir":
+        raise FrontendError(f"unknown backend {backend!r}; available: 'ir', "
+                            f"{', '.join(map(repr, TRAINING_BACKENDS))}")
+    return compile_model(model, example_input, target=target, pipeline=pipeline,
+                         output=output).graph
 
 
 def load_netlist(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Graph:

@@ -7,7 +7,8 @@ counts as an import.  Forbidden:
 * ``slayerc.ir`` imports nothing of slayerc but ``slayerc.errors``;
 * ``slayerc.passes`` imports only ``slayerc.ir`` and ``slayerc.errors``;
 * ``slayerc.runtime`` never imports ``slayerc.frontend`` or ``slayerc.backends`` (nor the driver);
-* ``slayerc.backends`` never imports ``slayerc.frontend`` (nor the driver).
+* ``slayerc.backends`` never imports ``slayerc.frontend`` or ``slayerc.passes`` (backends run
+  no passes; shape inference is the IR function ``slayerc.ir.shapes.infer_shapes``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ALLOWED = {  # layer -> the slayerc layers it may import (itself always)
     "passes": {"ir", "errors"},
     "runtime": {"ir", "errors"},
 }
-FORBIDDEN = {"backends": {"frontend", "driver", "cli"}}
+FORBIDDEN = {"backends": {"frontend", "passes", "driver", "cli"}}
 
 
 def _module(path: Path) -> str:

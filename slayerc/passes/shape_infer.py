@@ -14,16 +14,15 @@ After::
     %x = io.input() : f32[2, 8, 8]
     %c = synapse.conv(%x) {weight = @c.weight} : f32[4, 6, 6]
 
-Requires nothing; establishes ``shapes``.
+Requires nothing; establishes ``shapes``.  The work is :func:`slayerc.ir.shapes.infer_shapes`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slayerc.errors import VerifyError
-from slayerc.ir.core import Graph, Op, ShapeProblem
-from slayerc.ir.verify import problems_of
+from slayerc.ir.core import Graph
+from slayerc.ir.shapes import infer_shapes
 
 NAME = "shape-infer"
 SUMMARY = "infer every node's shape and dtype from the io.input shapes"
@@ -37,60 +36,6 @@ class Options:
     """``shape-infer`` has no options."""
 
 
-Typed = tuple[tuple[int, ...], str]
-
-
 def run(g: Graph, opts: Options = Options()) -> Graph:
     """Return ``g`` with every node's ``shape`` and ``dtype`` set."""
-    structural = [p for p in problems_of(g.replace(facts=g.facts - {"shapes"}))]
-    if structural:
-        raise VerifyError(structural)
-    known: dict[str, Typed] = {}
-    problems: list[str] = []
-    pending = list(g.nodes.values())
-    while pending:
-        progress, pending = _sweep(g, pending, known, problems)
-        if pending and not progress and not _break_loop(pending, known):
-            for node in pending:
-                missing = [f"%{i}" for i in node.inputs if i not in known]
-                problems.append(f"{node.describe()}: shape depends on {', '.join(missing)}, "
-                                "which could not be inferred")
-            break
-    if problems:
-        raise VerifyError(problems)
-    nodes = [n.replace(shape=tuple(int(d) for d in known[n.name][0]), dtype=known[n.name][1])
-             for n in g]
-    return g.replace(nodes=nodes, facts=g.facts | ESTABLISHES)
-
-
-def _sweep(g: Graph, pending: list[Op], known: dict[str, Typed],
-           problems: list[str]) -> tuple[bool, list[Op]]:
-    """Infer every pending node whose inputs are known; return (progress, still pending)."""
-    rest, progress = [], False
-    failed = {p.split(" ", 1)[0] for p in problems}
-    for node in pending:
-        if any(i not in known for i in node.inputs):
-            if any(f"%{i}" in failed for i in node.inputs):
-                continue  # an input failed already; do not report a consequence of it
-            rest.append(node)
-            continue
-        progress = True
-        try:
-            known[node.name] = node.infer([known[i] for i in node.inputs], g)
-        except ShapeProblem as e:
-            problems.append(f"{node.describe()}: {e}")
-            failed.add(f"%{node.name}")
-    return progress, rest
-
-
-def _break_loop(pending: list[Op], known: dict[str, Typed]) -> bool:
-    """Give the first add on a loop the type of its known inputs; False when there is none."""
-    for node in pending:
-        if node.OP != "tensor.add":
-            continue
-        types = {known[i] for i in node.inputs if i in known}
-        if len(types) == 1:
-            known[node.name] = types.pop()
-            pending.remove(node)
-            return True
-    return False
+    return infer_shapes(g)

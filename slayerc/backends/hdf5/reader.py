@@ -17,9 +17,9 @@ from slayerc.backends.hdf5.schema import Where
 from slayerc.errors import BackendError, VerifyError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder, Loc, ParamRef
+from slayerc.ir.shapes import infer_shapes
 from slayerc.ir.target import LOIHI2
 from slayerc.ir.verify import verify
-from slayerc.passes import shape_infer
 
 
 class _Reader:
@@ -381,7 +381,7 @@ def _finish(r: _Reader) -> Graph:
     facts |= {"delays-legal"} if r.delays_ok else set()
     g = r.b.build().replace(facts=facts)
     try:
-        g = verify(shape_infer.run(g))
+        g = verify(infer_shapes(g))
     except VerifyError as e:
         raise BackendError(f"{r.path}: the netlist is inconsistent: {e}") from e
     for name, shape, flat, w in r.checks:

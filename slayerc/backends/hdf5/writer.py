@@ -21,8 +21,8 @@ from slayerc.errors import BackendError, VerifyError
 from slayerc.ir import ops
 from slayerc.ir import target as ir_target
 from slayerc.ir.core import Graph, Op, ParamRef
+from slayerc.ir.shapes import infer_shapes
 from slayerc.ir.verify import verify
-from slayerc.passes import shape_infer
 
 TARGETS = tuple(ir_target.TARGETS)
 NEURONS = frozenset(ops.NEURON_OPS | {"dendrite.sigma"})
@@ -461,7 +461,7 @@ def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
     """The dict tree (see ``h5io.dump_tree``) of ``g`` as a netlist for ``target``."""
     ir_target.get(target, BackendError)
     try:
-        g = verify(g if "shapes" in g.facts else shape_infer.run(g))
+        g = verify(g if "shapes" in g.facts else infer_shapes(g))
     except VerifyError as e:
         raise BackendError(f"graph @{g.name} cannot be written: {e}") from e
     layers = match_layers(g)

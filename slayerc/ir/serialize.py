@@ -30,16 +30,18 @@ __all__ = ["atomic_write", "load", "save"]  # atomic_write: kept here for older 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def _side_path(path: Path, name: str) -> Path:
-    """The side file ``name`` next to the real ``.sir`` file (a symlink is followed)."""
-    return Path(os.path.realpath(path)).parent / name
+def _side_path(path: Path, name: str | None = None) -> Path:
+    """The side file ``name`` next to the real ``.sir`` file (a symlink is followed); by default
+    the real file's name with suffix ``.npz``."""
+    real = Path(os.path.realpath(path))
+    return real.with_suffix(".npz") if name is None else real.parent / name
 
 
 def save(g: Graph, path: str | os.PathLike, inline_limit: float = INLINE_LIMIT) -> None:
     """Write ``g`` to ``path`` (``.sir``), large parameters to ``path`` with suffix ``.npz``."""
     path = Path(path)
     big = external_params(g, inline_limit)
-    side = _side_path(path, path.with_suffix(".npz").name)
+    side = _side_path(path)
     text = print_graph(g, inline_limit, params_file=side.name if big else None)
     outputs: list[tuple[Path, Callable[[str], None]]] = []
     if big:
@@ -118,9 +120,10 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, side: Path,
             raise error(f"{where}: declares {dtype}{list(shape)} ({nbytes:,} bytes), more than "
                         f"the {budget:,} bytes of memory this reader allows; the file is "
                         "corrupt or not meant for this machine")
-        if nbytes > info.file_size:
+        held = info.file_size - m.tell()
+        if nbytes > held:
             raise error(f"{where}: declares {dtype}{list(shape)} ({nbytes:,} bytes) but "
-                        f"holds only {info.file_size:,} bytes; the file is truncated or corrupt")
+                        f"holds only {held:,} bytes; the file is truncated or corrupt")
         data = m.read(nbytes)
         if len(data) != nbytes:
             raise error(f"{where}: truncated ({len(data):,} of {nbytes:,} bytes)")

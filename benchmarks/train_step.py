@@ -1,6 +1,9 @@
 """Median CPU time of one training step of a cuba Dense 200→256→256→10 network.
 
-Batch 32, T = 100, forward + backward + Adam step, for two configurations:
+Batch 32, T = 100, forward + backward + Adam step, for two configurations, each run two ways
+(interleaved, repeat by repeat): ``eager`` (the ``slayerc.slayer`` model itself) and
+``to_module`` (``slayerc.to_module(slayerc.trace(model, x))``: the model's IR graph as a
+trainable module; ``learn`` trains its scalar decays with ``learn_neuron=True``):
 
 * ``plain``: default neuron parameters (fixed decays), no weight norm, no axonal delay;
 * ``learn``: ``weight_norm=True``, ``delay=True`` on the hidden blocks, learnable decays
@@ -10,7 +13,8 @@ lava-dl 0.6 slayer takes 0.066 s / 0.108 s per step on a 2-core x86_64 machine
 (``DESIGN.md``, performance anchors); the goal is 2x faster (0.033 s / 0.054 s).  The script
 prints the machine (CPU model, threads, torch version, load average) with the figures: other
 jobs on the machine inflate them, so quote them with the load.  Run:
-``python benchmarks/train_step.py [--steps N] [--repeats R] [--threads K] [--profile]``.
+``python benchmarks/train_step.py [--steps N] [--repeats R] [--threads K] [--profile]
+[--backend torch|triton]`` (``triton`` times the fused kernels: meaningful on a GPU only).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 
 import torch
 
+import slayerc
 import slayerc.slayer as slayer
 
 LAVA_DL_SECONDS = {"plain": 0.066, "learn": 0.108}
@@ -41,13 +46,17 @@ def build(learn: bool) -> torch.nn.Module:
     )
 
 
-def time_steps(learn: bool, steps: int, warmup: int = 3) -> list[float]:
+def time_steps(learn: bool, steps: int, warmup: int = 3, way: str = "eager",
+               backend: str = "torch", device: str = "cpu") -> list[float]:
     """Wall-clock seconds of ``steps`` training steps (after ``warmup`` untimed ones)."""
     torch.manual_seed(0)
     net = build(learn)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = (torch.rand(32, 200, 100) < 0.1).float()
     target = (torch.rand(32, 10, 100) < 0.05).float()
+    if way == "to_module":
+        net = slayerc.to_module(slayerc.trace(net, x[:1]), backend=backend, learn_neuron=learn)
+    net, x, target = net.to(device), x.to(device), target.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -55,6 +64,8 @@ def time_steps(learn: bool, steps: int, warmup: int = 3) -> list[float]:
         loss = torch.nn.functional.mse_loss(net(x), target)
         loss.backward()
         opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return times
@@ -88,17 +99,27 @@ def main(argv=None) -> int:
                     help="fresh networks per configuration; the median is over all steps")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--profile", action="store_true", help="print a torch profiler table")
+    ap.add_argument("--backend", default="torch", choices=("torch", "triton"),
+                    help="neuron kernels of the to_module rows")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(machine())
     print("cuba Dense 200-256-256-10, batch 32, T=100; forward + backward + Adam, wall clock")
+    ways = ("eager", "to_module")
     for name in ("plain", "learn"):
-        times = [t for _ in range(args.repeats) for t in time_steps(name == "learn", args.steps)]
-        med, ref = statistics.median(times), LAVA_DL_SECONDS[name]
-        print(f"  {name:5s}  median {med:.4f} s/step (min {min(times):.4f}); lava-dl 0.6 "
-              f"{ref:.3f} s -> {ref / med:.2f}x faster (goal {TARGET_SPEEDUP:g}x: "
-              f"{ref / TARGET_SPEEDUP:.3f} s)")
+        times: dict[str, list[float]] = {w: [] for w in ways}
+        for _ in range(args.repeats):  # interleaved, so load changes hit both alike
+            for way in ways:
+                times[way] += time_steps(name == "learn", args.steps, way=way,
+                                         backend=args.backend, device=args.device)
+        for way in ways:
+            med, ref = statistics.median(times[way]), LAVA_DL_SECONDS[name]
+            ratio = statistics.median(times["eager"]) / med
+            print(f"  {name:5s} {way:9s} median {med:.4f} s/step (min {min(times[way]):.4f}); "
+                  f"eager/this {ratio:.2f}; lava-dl 0.6 {ref:.3f} s -> {ref / med:.2f}x faster "
+                  f"(goal {TARGET_SPEEDUP:g}x: {ref / TARGET_SPEEDUP:.3f} s)")
     print(f"load average after: {'/'.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile

@@ -1,16 +1,19 @@
-"""``slayerc.compile``: trace a model and run a pass pipeline over the result, or build a
-fused training graph (``backend="triton"``)."""
+"""``slayerc.compile``: trace a model and run a pass pipeline over the result, or make it a
+trainable module of its IR graph (``backend="torch"`` or ``"triton"``)."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
 from slayerc.errors import FrontendError
-from slayerc.frontend.trace import _symbolic, trace
+from slayerc.frontend import checkpoint
+from slayerc.frontend.trace import trace
 from slayerc.ir.core import Graph
 from slayerc.passes.manager import PassManager
 
-BACKENDS = ("ir", "triton")
+BACKENDS = ("ir", "torch", "triton")
 
 
 def compile(model: torch.nn.Module, example_input: torch.Tensor, pipeline: str = "",
@@ -19,16 +22,20 @@ def compile(model: torch.nn.Module, example_input: torch.Tensor, pipeline: str =
 
     * ``backend="ir"`` runs ``pipeline`` over the traced IR graph and returns the graph (write
       it with :func:`slayerc.save` as ``.sir`` or ``.net``).
-    * ``backend="triton"`` returns a trainable ``torch.fx.GraphModule`` of ``model`` in which
-      each slayer neuron chain (neuron, ``delay_shift``, axonal delay) runs as one fused Triton
-      kernel forward and backward, while synapses stay torch ops.  It shares the model's
-      parameters and states (same ``state_dict`` keys).  Recurrent/KWTA layers run their eager
-      forward, with one warning per process.  Without CUDA (and without
-      ``TRITON_INTERPRET=1``) the torch reference dynamics run, with one warning.  See
-      ``docs/triton-backend.md``.
+    * ``backend="torch"`` / ``"triton"`` return the trainable module
+      ``slayerc.to_module(trace(model, example_input), backend)``
+      (:class:`slayerc.runtime.interpreter.GraphModule`): every neuron runs its family's
+      registered kernel (``"triton"``: the fused Triton kernels, forward and backward; without
+      CUDA and without ``TRITON_INTERPRET=1`` the torch dynamics run, with one warning).  Its
+      forward equals the model's.  It starts from the model's own values (latent weights,
+      unrounded decays, fractional delays) and trains what the model trains (each parameter's
+      ``requires_grad`` follows the model's).  Its parameters are the graph's (decays as
+      fractions of 4096, weight-normed weights as one ``weight``); map checkpoints with
+      :mod:`slayerc.frontend.checkpoint` (``load_model_state`` / ``model_state``), and get
+      the graph back with :func:`slayerc.from_module`.  See ``docs/triton-backend.md``.
     """
-    if backend == "triton":
-        return _triton(model, example_input, pipeline)
+    if backend in ("torch", "triton"):
+        return _trainable(model, example_input, pipeline, backend)
     if backend != "ir":
         raise FrontendError(f"unknown backend {backend!r}; available: "
                             f"{', '.join(map(repr, BACKENDS))}")
@@ -36,15 +43,29 @@ def compile(model: torch.nn.Module, example_input: torch.Tensor, pipeline: str =
     return PassManager.from_string(pipeline).run(g) if pipeline else g
 
 
-def _triton(model: torch.nn.Module, example_input: torch.Tensor,
-            pipeline: str) -> torch.nn.Module:
-    from slayerc.backends.triton import training
+def _trainable(model: torch.nn.Module, example_input: torch.Tensor, pipeline: str,
+               backend: str) -> torch.nn.Module:
+    from slayerc.backends.module import to_module
 
     if pipeline:
-        raise FrontendError("backend='triton' compiles the model itself for training; pass "
+        raise FrontendError(f"backend={backend!r} compiles the model itself for training; pass "
                             f"pipelines (got {pipeline!r}) apply to backend='ir' only")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
         raise FrontendError("the example input must be a tensor [N, C(, H, W), T] (batch first, "
                             f"time last); got {getattr(example_input, 'shape', example_input)!r}")
-    graph = _symbolic(model).graph
-    return training.build(model, graph, example_input)
+    # learn_neuron: scalar decays/thresholds become one-element parameters, so checkpoints can
+    # set them; mirror_requires_grad then freezes those the model does not train
+    module = to_module(trace(model, example_input), backend=backend, learn_neuron=True)
+    setattr(module, checkpoint.ATTR, checkpoint.build_map(module.graph, model))
+    # the model's latent values; a lazily sized one that the model has not sized yet (its first
+    # forward draws it) keeps the value the trace drew
+    state = model.state_dict()
+    unsized = checkpoint.misfits(module, state)
+    if unsized:
+        warnings.warn(f"slayerc.compile: {', '.join(unsized)} of {type(model).__name__} are not "
+                      "sized yet (the model draws them at its first forward); the compiled module "
+                      "keeps the values the trace drew, which the model will not share. Run one "
+                      "forward of the model before compiling to share them.", stacklevel=3)
+    checkpoint.load_model_state(module, state, strict=False, skip_misfit=True)
+    checkpoint.mirror_requires_grad(module, model)
+    return module

@@ -2,10 +2,13 @@
 
 * :mod:`.kernels` — the ``@triton.jit`` kernels (imported lazily: ``triton`` is optional).
 * :mod:`.ops` — autograd Functions over the kernels and the dispatcher (kernel on CUDA, or on
-  CPU under ``TRITON_INTERPRET=1``; otherwise the torch reference, with one warning).
-* :mod:`.reference` — the same ops composed from :mod:`slayerc.runtime` (fallback and oracle).
-* :mod:`.adapters` — run ``slayerc.slayer`` neurons and blocks through the fused ops.
-* :mod:`.training` — the fx training graph built by ``slayerc.compile(..., backend="triton")``.
+  CPU under ``TRITON_INTERPRET=1``; otherwise the family's torch dynamics, with one warning).
+  Importing it registers each op as its family's ``"triton"`` kernel in
+  :mod:`slayerc.runtime.neurons`, whose ``dynamics`` functions are the torch oracle.
+
+Training goes through the IR: ``slayerc.to_module(graph, backend="triton")`` (and
+``slayerc.compile(model, x, backend="triton")``, which traces ``model`` first) runs every neuron
+node through these kernels.
 
 See ``docs/triton-backend.md``.
 """

@@ -302,14 +302,6 @@ def _loop_shift(node: Op, d, depth: int, ctx: Context):
     return _kernel(fn, reset=lambda: carried.update(frames=[]))
 
 
-def delta(node: Op, g: Graph, ctx: Context):
-    """``axon.delta`` and ``dendrite.sigma``: their family's dynamics (see :func:`neuron`)."""
-    return neuron(node, g, ctx)
-
-
-sigma = delta
-
-
 # ------------------------------------------------------------------------------------- norms
 
 

@@ -15,6 +15,8 @@ attribute of neurons, shifts, delta and sigma units, as slayer's ``persistent_st
 States reset when the batch size changes or on ``reset()``.
 
 Dispatch is a table keyed by op name (``KERNELS``); each entry builds a :class:`Kernel` for a node.
+Every stateful family op (:data:`slayerc.runtime.neurons.FAMILIES`) runs through its family's
+registered kernel, so a new family needs no entry here.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from slayerc.errors import RuntimeSimError, SlayerError
 from slayerc.ir.analysis import cycles, topo_order
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.runtime import interp_kernels as K
+from slayerc.runtime import neurons as families
 
 Value = Any  # a tensor, or a (re, im) pair of tensors for complex values
 
@@ -52,18 +55,9 @@ KERNELS: dict[str, Callable[[Op, Graph, K.Context], Kernel]] = {
     "synapse.conv_transpose": K.conv_transpose,
     "synapse.unpool": K.unpool,
     "synapse.kwta": K.kwta,
-    "neuron.cuba": K.neuron,
-    "neuron.alif": K.neuron,
-    "neuron.rf": K.neuron,
-    "neuron.rf_iz": K.neuron,
-    "neuron.adrf": K.neuron,
-    "neuron.adrf_iz": K.neuron,
-    "neuron.sigma_delta": K.neuron,
     "neuron.dropout": K.identity,
     "axon.shift": K.shift,
     "axon.delay": K.delay,
-    "axon.delta": K.delta,
-    "dendrite.sigma": K.sigma,
     "tensor.flatten": K.reshape,
     "tensor.reshape": K.reshape,
     "tensor.add": K.add,
@@ -109,7 +103,7 @@ class GraphModule(torch.nn.Module):
         self.kernels: dict[str, Kernel] = {}
         self.keeps: dict[str, bool] = {}
         for node in graph:
-            build = KERNELS.get(node.OP)
+            build = KERNELS.get(node.OP) or (K.neuron if node.OP in families.FAMILIES else None)
             if build is None:
                 raise RuntimeSimError(f"{node.describe()}: the interpreter cannot run {node.OP}")
             try:

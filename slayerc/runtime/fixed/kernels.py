@@ -503,6 +503,8 @@ KERNELS: dict[str, type[Kernel]] = {
 def make_kernel(g: Graph, node: Op, ctx: dict[str, Any]) -> Kernel:
     """The kernel of ``node``; raises :class:`RuntimeSimError` naming it if there is none."""
     cls = KERNELS.get(node.OP)
+    if cls is None and node.OP in families.FAMILIES and families.kernel(node.OP, "fixed"):
+        cls = Neuron  # a family added after import with a fixed-point kernel
     if cls is None:
         raise RuntimeSimError(f"{node.describe()}: {node.OP} has no fixed-point semantics "
                               f"(supported: {', '.join(sorted(KERNELS))}); lower it first")

@@ -31,17 +31,17 @@ from typing import Any
 from slayerc.errors import RuntimeSimError
 
 FAMILIES: dict[str, str] = {
-    "neuron.cuba": "cuba",
-    "neuron.alif": "alif",
-    "neuron.rf": "rf",
-    "neuron.rf_iz": "rf_iz",
-    "neuron.adrf": "adrf",
-    "neuron.adrf_iz": "adrf_iz",
-    "neuron.sigma_delta": "sigma_delta",
-    "axon.delta": "delta",
-    "dendrite.sigma": "sigma",
+    "neuron.cuba": "slayerc.runtime.neurons.cuba",
+    "neuron.alif": "slayerc.runtime.neurons.alif",
+    "neuron.rf": "slayerc.runtime.neurons.rf",
+    "neuron.rf_iz": "slayerc.runtime.neurons.rf_iz",
+    "neuron.adrf": "slayerc.runtime.neurons.adrf",
+    "neuron.adrf_iz": "slayerc.runtime.neurons.adrf_iz",
+    "neuron.sigma_delta": "slayerc.runtime.neurons.sigma_delta",
+    "axon.delta": "slayerc.runtime.neurons.delta",
+    "dendrite.sigma": "slayerc.runtime.neurons.sigma",
 }
-"""IR op -> module of this package that is its one home."""
+"""IR op -> the dotted path of its home module (:func:`add_family` adds one from outside)."""
 
 KINDS = ("torch", "triton", "fixed", "numba")
 
@@ -53,7 +53,22 @@ def family(op: str) -> ModuleType:
     name = FAMILIES.get(op)
     if name is None:
         raise RuntimeSimError(f"{op} is not a neuron family; families: {', '.join(FAMILIES)}")
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(name)
+
+
+def add_family(op: str, module: str) -> None:
+    """Make the module at dotted path ``module`` the home of IR op ``op`` (a family defined
+    outside slayerc).  The module must define what the package docstring lists; the interpreter
+    and :func:`slayerc.to_module` then run ``op`` through it."""
+    if op in FAMILIES and FAMILIES[op] != module:
+        raise RuntimeSimError(f"{op} has a home already ({FAMILIES[op]})")
+    home = importlib.import_module(module)
+    missing = [a for a in ("OP", "PARAMS", "STATES", "dynamics", "node_args")
+               if not hasattr(home, a)]
+    if missing or home.OP != op:
+        raise RuntimeSimError(f"{module} is not a family module of {op}: "
+                              f"{'missing ' + ', '.join(missing) if missing else 'OP differs'}")
+    FAMILIES[op] = module
 
 
 def register(op: str, kind: str, impl: Any) -> None:

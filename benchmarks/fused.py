@@ -1,19 +1,20 @@
 """Eager vs ``slayerc.compile(model, x, backend="triton")``: training-step time and memory.
 
-The compiled module is the fx training graph of the model in which every neuron chain (neuron,
-``delay_shift``, axonal delay) runs as one fused Triton kernel per direction and the synapses stay
-torch ops.  Three workloads (``--quick`` shrinks them for a CPU run under Triton's interpreter):
+The compiled module is ``slayerc.to_module(trace(model, x), backend="triton")``: the model's IR
+graph as a trainable module whose neuron nodes run their family's fused Triton kernel (one launch
+per direction) and whose synapses run as torch ops.  Three workloads (``--quick`` shrinks them
+for a CPU run under Triton's interpreter):
 
 a. cuba Dense 200→256→256→10 (slayer blocks), batch 32, T = 100;
-b. one layer of 16,384 CUBA-LIF neurons behind a Linear (a 1×1 Conv1d on ``[N, C, T]``),
+b. one layer of 16,384 CUBA-LIF neurons behind a slayer Dense synapse,
    T = 500, batch 16;
 c. an NMNIST-style conv net: 2×34×34 → conv 12 k5 → pool 2 → conv 64 k5 → pool 2 → dense 10,
    T = 100, batch 16.
 
 For each: median seconds of one training step (forward + backward + Adam step) of the eager model
 and of the compiled module, the bytes autograd saves for backward (device independent), and on
-CUDA the peak allocated memory; the compiled module's layer plan (which layers run fused) is
-printed first.  For (b) it also times the fused neuron op alone, forward and backward, in both
+CUDA the peak allocated memory; the number of neuron nodes (which run fused) is printed first.
+For (b) it also times the fused neuron op alone, forward and backward, in both
 kernel layouts (``time_last``: strided in place; ``time_major``: one transpose each way), and
 prints the bytes the kernels move per second as a fraction of the device's peak memory
 bandwidth (table below; ``n/a`` on CPU, where the interpreter's numbers mean nothing about a GPU).
@@ -70,11 +71,12 @@ def dense_net(sizes):
 
 
 class LinearLif(torch.nn.Module):
-    """(b) a Linear (as a 1×1 Conv1d on ``[N, C, T]``) feeding one layer of CUBA-LIF neurons."""
+    """(b) a slayer Dense synapse (a matrix product over ``[N, C, T]``) feeding one layer of
+    CUBA-LIF neurons."""
 
     def __init__(self, n_in, n_out):
         super().__init__()
-        self.fc = torch.nn.Conv1d(n_in, n_out, 1, bias=False)
+        self.fc = slayer.synapse.Dense(n_in, n_out)
         self.neuron = slayer.neuron.cuba.Neuron(**PARAMS)
 
     def forward(self, x):
@@ -97,8 +99,8 @@ def conv_net(hw):
 
 
 def fuse(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
-    """The compiled training graph of ``net`` (shares its parameters)."""
-    return slayerc.compile(net, x, backend="triton")
+    """The compiled module of ``net`` (the IR graph's parameters, starting from ``net``'s)."""
+    return slayerc.compile(net, x, backend="triton").to(x.device)
 
 
 def _sync(device):
@@ -153,10 +155,9 @@ def compare(name, build, x, reps, device):
     with torch.no_grad():
         eager(x)  # fixes shapes and draws lazy per-channel parameters before the copy
     fused = fuse(copy.deepcopy(eager), x)
-    plan = fused.meta["slayerc.triton"]
-    fused_layers = sum(v.startswith("fused") for v in plan["layers"].values())
-    print(f"{name}: kernels={plan['kernels']}, {fused_layers}/{len(plan['layers'])} slayer "
-          "layers fused")
+    neurons = sum(n.OP.startswith("neuron.") for n in fused.graph)
+    kernels = "triton" if ops.use_triton(x) else "torch dynamics (fallback)"
+    print(f"{name}: {neurons} neuron nodes, kernels: {kernels}")
     te, se, pe = measure(eager, x, reps, device)
     tf, sf, pf = measure(fused, x, reps, device)
     print(f"{name:<34} eager {te * 1e3:9.2f} ms  saved {_mb(se)}  peak {_mb(pe)}")

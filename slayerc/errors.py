@@ -46,3 +46,104 @@ class BackendError(SlayerError):
 
 class RuntimeSimError(SlayerError):
     """The interpreter or a simulator could not run a graph or netlist."""
+
+
+# ------------------------------------------------- specific errors (raised by one part each)
+
+
+class DynamicsShapeError(SlayerError, ValueError):
+    """A parameter or state does not fit the neuron shape of the input.
+
+    Raised by :mod:`slayerc.runtime.timescan`.
+    """
+
+
+class DatasetError(SlayerError, FileNotFoundError):
+    """The dataset files are missing or unreadable.
+
+    Raised by :mod:`slayerc.frontend.slayer.obd.dataset.bdd100k`.
+    """
+
+
+class SynapseShapeError(SlayerError, ValueError):
+    """An input does not fit a synapse (wrong rank or channel count).
+
+    Raised by :mod:`slayerc.frontend.slayer.synapse.layer`.
+    """
+
+
+class ExportError(SlayerError):
+    """A block or synapse cannot be written to a netx netlist as it is.
+
+    Raised by :mod:`slayerc.frontend.slayer.synapse.layer`.
+    """
+
+
+class BlockError(SlayerError, ValueError):
+    """A block was built with arguments it cannot use.
+
+    Raised by :mod:`slayerc.frontend.slayer.block.base`.
+    """
+
+
+class EventError(SlayerError, ValueError):
+    """Events that do not fit a tensor or a file format.
+
+    Raised by :mod:`slayerc.frontend.slayer.io`.
+    """
+
+
+class DeltaShapeError(FrontendError, ValueError):
+    """An input does not fit the delta unit's shape.
+
+    Raised by :mod:`slayerc.frontend.slayer.axon.delta`.
+    """
+
+
+class DelayShapeError(FrontendError, ValueError):
+    """An input does not fit a delay's channels.
+
+    Raised by :mod:`slayerc.frontend.slayer.axon.delay`.
+    """
+
+
+class AutoError(FrontendError, ValueError):
+    """A netlist layer holds something no slayer block can express.
+
+    Raised by :mod:`slayerc.frontend.slayer.auto`.
+    """
+
+
+class NeuronShapeError(FrontendError, ValueError):
+    """An input does not fit the neuron's shape (fixed by the first call).
+
+    Raised by :mod:`slayerc.frontend.slayer.neuron.base`.
+    """
+
+
+class NeuronConfigError(FrontendError, ValueError):
+    """A neuron was constructed with inconsistent parameters.
+
+    Raised by :mod:`slayerc.frontend.slayer.neuron.base`.
+    """
+
+
+class LossError(SlayerError, ValueError):
+    """A loss was configured or called with values it cannot use.
+
+    Raised by :mod:`slayerc.frontend.slayer.loss`.
+    """
+
+
+class SigmaShapeError(FrontendError, ValueError):
+    """An input does not fit the sigma unit's shape.
+
+    Raised by :mod:`slayerc.frontend.slayer.dendrite.sigma`.
+    """
+
+
+class ClassifierError(SlayerError, ValueError):
+    """Unknown confidence mode or bad input.
+
+    Raised by :mod:`slayerc.frontend.slayer.classifier`.
+    """

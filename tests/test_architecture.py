@@ -101,3 +101,18 @@ def test_the_check_sees_every_kind_of_import(tmp_path, monkeypatch, source, laye
     (pkg / layer / "mod.py").write_text(source)
     monkeypatch.setattr(__import__(__name__), "PKG", pkg)
     assert bool(violations()) is bad
+
+
+def test_error_classes_live_in_errors_py():
+    """Every exception class of the package is defined in ``slayerc/errors.py`` (modules import
+    them from there, so ``except slayerc.errors.X`` catches what any part raises)."""
+    strays = []
+    for path in sorted(PKG.rglob("*.py")):
+        if path.name == "errors.py" and path.parent == PKG:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and (
+                    node.name.endswith(("Error", "Exception"))
+                    or any(getattr(b, "id", "").endswith("Error") for b in node.bases)):
+                strays.append(f"{path.relative_to(PKG.parent)}:{node.lineno}: {node.name}")
+    assert strays == []

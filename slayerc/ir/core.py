@@ -16,6 +16,7 @@ values: build them with :class:`GraphBuilder` and change them with :meth:`Graph.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -87,12 +88,12 @@ class Op:
     # -- generic helpers -------------------------------------------------------------------
     def attrs(self) -> dict[str, Any]:
         """The op-specific attributes (every field but name, inputs, shape, dtype, loc)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in BASE_FIELDS}
+        return {k: getattr(self, k) for k in _attr_names(type(self))}
 
     def param_refs(self) -> Iterator[tuple[str, ParamRef]]:
         """Yield ``(attribute, ref)`` for every parameter reference the node holds."""
-        for key, value in self.attrs().items():
+        for key in _attr_names(type(self)):
+            value = getattr(self, key)
             if isinstance(value, ParamRef):
                 yield key, value
 
@@ -126,6 +127,13 @@ class Op:
 
 
 BASE_FIELDS = frozenset({"name", "inputs", "shape", "dtype", "loc"})
+
+
+@functools.cache
+def _attr_names(cls: type[Op]) -> tuple[str, ...]:
+    """The attribute field names of an op class, once per class (``dataclasses.fields`` is
+    slow, and every pass asks every node)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in BASE_FIELDS)
 
 
 class ShapeProblem(Exception):

@@ -11,16 +11,12 @@ import math
 import numpy as np
 import torch
 
-from slayerc.errors import SlayerError
+from slayerc.errors import DynamicsShapeError, SlayerError  # noqa: F401
 
 P_SCALE = 4096
 """Decay scale: a decay fraction ``α`` is stored as ``4096·α``."""
 
 _F64 = torch.float64
-
-
-class DynamicsShapeError(SlayerError, ValueError):
-    """A parameter or state does not fit the neuron shape of the input."""
 
 
 # ----------------------------------------------------------------------------------- helpers

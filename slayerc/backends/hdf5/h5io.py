@@ -173,26 +173,31 @@ def dump_tree(path: str | os.PathLike, tree: dict[str, Any]) -> None:
     atomic_write(path, write)
 
 
-def _write_group(g: h5py.h5g.GroupID, tree: dict[str, Any]) -> None:
+def _write_group(g: h5py.h5g.GroupID, tree: dict[str, Any],
+                 cache: dict[Any, Any] | None = None) -> None:
     """The tree through h5py's low-level API (what ``create_dataset`` does, without its
     per-call overhead: a 100,000-layer netlist writes in seconds)."""
+    if cache is None:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)  # no timestamps: equal graphs give equal bytes
+        cache = {"dcpl": dcpl}
     for key, value in tree.items():
         name = key.encode("utf-8")
         if isinstance(value, dict):
-            _write_group(h5py.h5g.create(g, name), value)
+            _write_group(h5py.h5g.create(g, name), value, cache)
         elif isinstance(value, FixedStr):
-            _write_array(g, name, np.array([value.encode("ascii")], "S10"))
+            _write_array(g, name, np.array([value.encode("ascii")], "S10"), cache)
         elif isinstance(value, Str):  # vlen string, as lava-dl writes it
-            _write_array(g, name, np.array(str(value), dtype=h5py.string_dtype()))
+            _write_array(g, name, np.array(str(value), dtype=h5py.string_dtype()), cache)
         else:
-            _write_array(g, name, np.asarray(value))
+            _write_array(g, name, np.asarray(value), cache)
 
 
-def _write_array(g: h5py.h5g.GroupID, name: bytes, a: np.ndarray) -> None:
-    tid = h5py.h5t.py_create(a.dtype, logical=True)
+def _write_array(g: h5py.h5g.GroupID, name: bytes, a: np.ndarray, cache: dict[Any, Any]) -> None:
+    tid = cache.get(a.dtype)
+    if tid is None:
+        tid = cache[a.dtype] = h5py.h5t.py_create(a.dtype, logical=True)
     space = h5py.h5s.create_simple(a.shape)  # as create_dataset: rank 0 is a scalar
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_obj_track_times(False)  # no timestamps: equal graphs give equal bytes
-    ds = h5py.h5d.create(g, name, tid, space, dcpl=dcpl)
+    ds = h5py.h5d.create(g, name, tid, space, dcpl=cache["dcpl"])
     if a.size:
         ds.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(a))

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from slayerc.errors import FrontendError
+from slayerc.errors import AutoError, FrontendError  # noqa: F401
 
 from . import block as _block
 from . import neuron as _neuron
@@ -81,10 +81,6 @@ def identity(x):
 #: SDNN ``activation`` name → function whose ``__name__`` the export writes back.
 ACTIVATIONS = {"relu": torch.nn.functional.relu, "identity": identity,
                "sigmoid": torch.sigmoid, "tanh": torch.tanh}
-
-
-class AutoError(FrontendError, ValueError):
-    """A netlist layer holds something no slayer block can express."""
 
 
 def get_classes(neuron_type=None):

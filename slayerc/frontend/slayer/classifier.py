@@ -8,13 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slayerc.errors import SlayerError
+from slayerc.errors import ClassifierError, SlayerError  # noqa: F401
 
 __all__ = ["Rate", "MovingWindow", "causal_fir"]
-
-
-class ClassifierError(SlayerError, ValueError):
-    """Unknown confidence mode or bad input."""
 
 
 def causal_fir(x: torch.Tensor, response: torch.Tensor, sampling_time: float = 1) -> torch.Tensor:

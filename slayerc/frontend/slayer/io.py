@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from slayerc.errors import SlayerError
+from slayerc.errors import EventError, SlayerError  # noqa: F401
 
 __all__ = [
     "Event", "tensor_to_event", "read_1d_spikes", "encode_1d_spikes", "read_2d_spikes",
@@ -29,10 +29,6 @@ __all__ = [
 ]
 
 _T_MAX_US = (1 << 23) - 1
-
-
-class EventError(SlayerError, ValueError):
-    """Events that do not fit a tensor or a file format."""
 
 
 def _int_array(values) -> np.ndarray:

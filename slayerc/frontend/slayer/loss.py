@@ -9,17 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slayerc.errors import SlayerError
+from slayerc.errors import LossError, SlayerError  # noqa: F401
 
 from .classifier import MovingWindow, Rate
 from .utils.filter.fir import FIR
 from .utils.time.replicate import replicate
 
 __all__ = ["SpikeTime", "SpikeRate", "SpikeMax", "SpikeMoid", "SparsityEnforcer"]
-
-
-class LossError(SlayerError, ValueError):
-    """A loss was configured or called with values it cannot use."""
 
 
 class SpikeTime(torch.nn.Module):

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from slayerc.errors import FrontendError
+from slayerc.errors import DelayShapeError, FrontendError  # noqa: F401
 from slayerc.runtime import axon as _axon
-
-
-class DelayShapeError(FrontendError, ValueError):
-    """An input does not fit a delay's channels."""
 
 
 def delay(input: torch.Tensor, delay_val=1, sampling_time=1) -> torch.Tensor:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from slayerc.errors import FrontendError
+from slayerc.errors import DeltaShapeError, FrontendError  # noqa: F401
 from slayerc.runtime.neurons import delta as family
-
-
-class DeltaShapeError(FrontendError, ValueError):
-    """An input does not fit the delta unit's shape."""
 
 
 class Delta(torch.nn.Module):

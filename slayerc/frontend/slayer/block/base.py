@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from slayerc.errors import SlayerError
+from slayerc.errors import BlockError, SlayerError  # noqa: F401
 from slayerc.runtime.dynamics import is_time_major
 
 from ..synapse.layer import ExportError, SynapseShapeError
@@ -37,10 +37,6 @@ __all__ = [
 
 _UNSET = object()
 """Default of ``pre_hook_fx``: install ``neuron.quantize_8bit`` (any given value is kept)."""
-
-
-class BlockError(SlayerError, ValueError):
-    """A block was built with arguments it cannot use."""
 
 
 def _t(z, t):

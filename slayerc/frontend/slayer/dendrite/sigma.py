@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from slayerc.errors import FrontendError
+from slayerc.errors import FrontendError, SigmaShapeError  # noqa: F401
 from slayerc.runtime.neurons import sigma as family
-
-
-class SigmaShapeError(FrontendError, ValueError):
-    """An input does not fit the sigma unit's shape."""
 
 
 class Sigma(torch.nn.Module):

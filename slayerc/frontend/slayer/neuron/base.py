@@ -25,16 +25,8 @@ import math
 import numpy as np
 import torch
 
-from slayerc.errors import FrontendError
+from slayerc.errors import FrontendError, NeuronConfigError, NeuronShapeError  # noqa: F401
 from slayerc.frontend.slayer.utils.quantize import quantize
-
-
-class NeuronShapeError(FrontendError, ValueError):
-    """An input does not fit the neuron's shape (fixed by the first call)."""
-
-
-class NeuronConfigError(FrontendError, ValueError):
-    """A neuron was constructed with inconsistent parameters."""
 
 
 def _range(name: str, value, jitter: float) -> tuple[float, float]:

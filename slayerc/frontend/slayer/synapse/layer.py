@@ -21,15 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.weight_norm import WeightNorm
 
-from slayerc.errors import SlayerError
-
-
-class SynapseShapeError(SlayerError, ValueError):
-    """An input does not fit a synapse (wrong rank or channel count)."""
-
-
-class ExportError(SlayerError):
-    """A block or synapse cannot be written to a netx netlist as it is."""
+from slayerc.errors import ExportError, SlayerError, SynapseShapeError  # noqa: F401
 
 
 def pair3(value, name: str, fill: int, default=None) -> tuple[int, int, int]:

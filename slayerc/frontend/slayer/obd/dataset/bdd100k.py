@@ -25,15 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from slayerc.errors import SlayerError
+from slayerc.errors import DatasetError, SlayerError  # noqa: F401
 
 from ..boundingbox import utils as bbutils
 
 __all__ = ["BDD"]
-
-
-class DatasetError(SlayerError, FileNotFoundError):
-    """The dataset files are missing or unreadable."""
 
 
 def _pil():

@@ -24,7 +24,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LOIHI2", "SLAYERC", "TARGETS", "Misfit", "Target", "generic", "get"]
+__all__ = ["DECAY_SCALE", "LOIHI2", "SLAYERC", "STATE_SCALE", "TARGETS", "WEIGHT_MANT",
+           "W_SCALE", "Misfit", "Target", "generic", "get"]
+
+# slayer's fixed-point scales (spec/netx-hdf5.md §4): the one home of these numbers
+DECAY_SCALE = 1 << 12
+"""Decays are 12-bit fractions: slayer stores ``α·4096`` (its ``p_scale``)."""
+W_SCALE = 64
+"""slayer's default weight scale ``w_scale``: a weight ``v`` is the netlist integer ``v·64``."""
+STATE_SCALE = W_SCALE << 6
+"""slayer's default state scale ``s_scale = 64·w_scale`` (4096)."""
+WEIGHT_MANT = (-256, 254)
+"""slayer's 8-bit weight quantizer: even integers in ``[-256, 254]`` (×``1/w_scale``)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,8 @@ class Target:
     #: ``dv = vDecay``; RF/RF_IZ sin/cos decays as stored (spec §5.1).
     decay_fields: tuple[tuple[str, str, int], ...] = ()
     max_delay: int | None = 62
-    w_scale: int = 64
-    state_scale: int = 4096
+    w_scale: int = W_SCALE
+    state_scale: int = STATE_SCALE
     #: hdf5 layer types the netlist can hold.
     layers: frozenset[str] | None = None
     #: IR neuron ops (plus SDNN ``axon.delta``/``dendrite.sigma``) the netlist can hold.

@@ -12,6 +12,7 @@ import threading
 
 import torch
 
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime.dynamics import _li_loop
 from slayerc.runtime.timescan import (
     _F64,
@@ -177,7 +178,7 @@ def cuba_lif(
     voltage_decay: torch.Tensor,
     current_state: torch.Tensor | None = None,
     voltage_state: torch.Tensor | None = None,
-    scale: int = 1 << 12,
+    scale: int = STATE_SCALE,
     threshold: float | None = None,
     current: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -48,6 +48,7 @@ import math
 import numpy as np
 import torch
 
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime.timescan import (  # noqa: F401  (public names re-exported here)
     _F64,
     P_SCALE,
@@ -122,7 +123,7 @@ def leaky_integrator(
     x: torch.Tensor,
     decay: torch.Tensor,
     state: torch.Tensor | None = None,
-    scale: int = 1 << 12,
+    scale: int = STATE_SCALE,
     threshold: float | None = None,
 ) -> torch.Tensor:
     """Leaky integrator with optional reset (``spec/slayer-dynamics.md`` §3.1).
@@ -239,7 +240,7 @@ def resonator(
     cos_decay: torch.Tensor,
     re_state: torch.Tensor | None = None,
     im_state: torch.Tensor | None = None,
-    scale: int = 1 << 12,
+    scale: int = STATE_SCALE,
     threshold: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Resonator with optional Izhikevich reset (``spec/slayer-dynamics.md`` §3.2).
@@ -308,7 +309,7 @@ def adaptive_threshold(
     refractory_decay: torch.Tensor,
     threshold_step: float,
     threshold: float,
-    scale: int = 1 << 12,
+    scale: int = STATE_SCALE,
     threshold_state: torch.Tensor | None = None,
     refractory_state: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,7 +343,7 @@ def adaptive_phase_threshold(
     refractory_decay: torch.Tensor,
     threshold_step: float,
     threshold: float,
-    scale: int = 1 << 12,
+    scale: int = STATE_SCALE,
     im_state: torch.Tensor | None = None,
     threshold_state: torch.Tensor | None = None,
     refractory_state: torch.Tensor | None = None,
@@ -414,7 +415,7 @@ def adaptive_resonator(
     refractory_decay: torch.Tensor,
     threshold_step: float,
     threshold: float,
-    scale: int = 1 << 12,
+    scale: int = STATE_SCALE,
     states: tuple | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Resonator with adaptive threshold, Izhikevich spike (§3.5, ADRF-Iz).

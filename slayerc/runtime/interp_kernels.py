@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from slayerc.ir.core import Graph, Op, ParamRef
+from slayerc.ir.target import WEIGHT_MANT
 from slayerc.runtime import axon as ax
 from slayerc.runtime import neurons as families
 from slayerc.runtime.quantize import ste_round
-
-P_SCALE = 4096
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,8 @@ def unpool(node: Op, g: Graph, ctx: Context):
 
 
 def _quantize_8bit(x: torch.Tensor, scale: int) -> torch.Tensor:
-    return torch.clamp(ste_round(x, 2.0 / scale), -256.0 / scale, 254.0 / scale)
+    lo, hi = WEIGHT_MANT
+    return torch.clamp(ste_round(x, 2.0 / scale), lo / scale, hi / scale)
 
 
 def kwta(node: Op, g: Graph, ctx: Context):
@@ -238,7 +238,7 @@ class _Line:
         if self.buf is None or self.buf.shape != (*x.shape[:-1], self.depth):
             self.buf = torch.zeros((*x.shape[:-1], self.depth), dtype=x.dtype)
         full = torch.cat([self.buf, x], dim=-1)
-        self.buf = full[..., -self.depth:].clone()
+        self.buf = full[..., -self.depth:].detach().clone()  # carried, as slayer: no history
         return shift_fn(full)[..., self.depth:]
 
 
@@ -359,7 +359,8 @@ def neuron(node: Op, g: Graph, ctx: Context):
     def fn(xs):
         args, kwargs = fam.node_args(node, value)
         y, new = run(xs[0], *args, **kwargs, **state)
-        if persistent:
-            state.update({k: v for k, v in new.items() if k in fam.STATES})
+        if persistent:  # carried states hold no autograd history (slayer detaches them too)
+            state.update({k: v.detach() if torch.is_tensor(v) else v
+                          for k, v in new.items() if k in fam.STATES})
         return y
     return _kernel(fn, reset=state.clear)

@@ -212,7 +212,8 @@ class GraphModule(torch.nn.Module):
         return next(iter(outs.values())) if len(outs) == 1 else outs
 
     def _clamp(self) -> None:
-        """Hold learnable decays in their IR range (slayer clamps its decays the same way)."""
+        """Hold learnable decays and delays in their IR range (slayer clamps them the same
+        way)."""
         if not self._clamps or not torch.is_grad_enabled():
             return
         live = self.tensors()
@@ -280,7 +281,7 @@ class GraphModule(torch.nn.Module):
                     continue
                 now[name] = self.kernels[name].fn(args)
                 trace[name].append(now[name])
-        self._loop_prev.update(trace)
+        self._loop_prev.update({n: [_detach(v) for v in vs] for n, vs in trace.items()})
         return {n: _cat(trace[n]) for n in members}
 
 
@@ -324,6 +325,11 @@ class _History:
         self.past, self.t, self.batch, self.prev = past, t, batch, prev
 
 
+def _detach(v: Value) -> Value:
+    """A value without autograd history (frames carried to the next call)."""
+    return tuple(x.detach() for x in v) if isinstance(v, tuple) else v.detach()
+
+
 def _at(v: Value, t: int) -> Value:
     if isinstance(v, tuple):
         return tuple(x[..., t:t + 1] for x in v)
@@ -342,9 +348,13 @@ def interpret(graph: Graph, x: Any, dtype: torch.dtype = torch.float32) -> Any:
 
 
 def _clamps(graph: Graph) -> dict[str, tuple[float, float]]:
-    """Parameter name -> IR range, for every bounded neuron parameter held as a parameter."""
+    """Parameter name -> IR range, for every bounded neuron parameter held as a parameter, and
+    for delays (``[0, max_delay]``, as slayer clamps its learnable delays)."""
     out: dict[str, tuple[float, float]] = {}
     for node in graph:
+        if node.OP == "axon.delay" and isinstance(node.delay, ParamRef):  # type: ignore
+            top = node.max_delay  # type: ignore[attr-defined]
+            out[node.delay.name] = (0.0, float(top) if top is not None else float("inf"))
         for attr, lo, hi, _ in getattr(node, "PARAMS", ()):
             ref = getattr(node, attr, None)
             if isinstance(ref, ParamRef) and lo is not None and hi is not None:

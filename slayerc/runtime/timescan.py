@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from slayerc.errors import DynamicsShapeError, SlayerError  # noqa: F401
+from slayerc.ir.target import DECAY_SCALE
 
-P_SCALE = 4096
+P_SCALE = DECAY_SCALE
 """Decay scale: a decay fraction ``α`` is stored as ``4096·α``."""
 
 _F64 = torch.float64

@@ -238,8 +238,8 @@ def test_parameter_granularity(family, gran, device):
 def test_block_through_to_module_matches_eager(family, persistent, device):
     """``to_module(trace(block), backend="triton")`` equals a Dense block (synapse → neuron →
     delay_shift → axonal delay) over two calls (persistent states and the delay_shift frame
-    carry over), with the input gradient of the first call (to_module's carried states keep
-    their autograd history, so a second backward fails: see test_training.py's xfail)."""
+    carry over), with the input gradient of the first call (training over calls:
+    ``test_training.py::test_persistent_states_train_over_calls``)."""
     import slayerc.slayer as slayer
 
     torch.manual_seed(3)

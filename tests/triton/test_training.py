@@ -118,8 +118,6 @@ def _run_compare(eager, compiled, x, calls, what):
         y_ref, y = eager(x), compiled(x)
         assert torch.equal(y, y_ref), f"{what}: call {call}: outputs differ"
         assert y_ref.abs().sum() > 0, f"{what}: no output activity"
-        if call:  # carried states keep their history in to_module (see the xfail below)
-            continue
         g = torch.randn(y.shape, generator=gen)
         (y_ref * g).sum().backward()
         (y * g).sum().backward()
@@ -162,10 +160,9 @@ def test_unsized_parameters_are_announced():
         slayerc.compile(model, torch.rand(shape), backend="triton")
 
 
-@pytest.mark.xfail(strict=True, reason="to_module keeps the autograd history of carried "
-                   "states (runtime/interp_kernels.py), so a second backward through a "
-                   "persistent module fails; eager slayer detaches them")
 def test_persistent_states_train_over_calls():
+    """Carried states hold no autograd history (as slayer's): a persistent module trains over
+    calls, and each call's gradients equal eager's."""
     model, shape = _family_model("cuba", FLAGS["dense-neuron-state-delay"])
     x = 1.5 * torch.rand(shape)
     compiled = slayerc.compile(model, x, backend="triton")

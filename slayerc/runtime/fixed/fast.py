@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from slayerc.ir.target import DECAY_SCALE
 from slayerc.runtime import neurons as families
 from slayerc.runtime.fixed import neurons as nk
 
@@ -246,8 +247,8 @@ def _flat(arr: np.ndarray, m: int) -> np.ndarray:
 
 
 def _adaptive(k: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    return (_ints(k.th0, shape), _ints(k.th_step, shape), _ints(k.fth, shape, 4096),
-            _ints(k.fr, shape, 4096))
+    return (_ints(k.th0, shape), _ints(k.th_step, shape), _ints(k.fth, shape, DECAY_SCALE),
+            _ints(k.fr, shape, DECAY_SCALE))
 
 
 def run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
@@ -259,7 +260,7 @@ def run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -
     else:
         z = np.zeros(m, np.int64)
         adapt = (z, z, z, z)
-    _cuba(_flat(a, m), _ints(k.fu, shape, 4096), _ints(k.fv, shape, 4096),
+    _cuba(_flat(a, m), _ints(k.fu, shape, DECAY_SCALE), _ints(k.fv, shape, DECAY_SCALE),
           _ints(k.vth, shape), _ints(k.bias, shape), k.graded, alif, *adapt,
           out.reshape(out.shape[0], out.shape[1], m))
 
@@ -279,7 +280,8 @@ def run_resonator(k: nk._Resonator, a: np.ndarray, b: np.ndarray | None,
     else:
         z = np.zeros(m, np.int64)
         adapt = (z, z, z, z)
-    _resonator(_flat(a, m), _flat(b, m), _ints(k.cs, shape, 4096), _ints(k.sn, shape, 4096),
+    _resonator(_flat(a, m), _flat(b, m), _ints(k.cs, shape, DECAY_SCALE),
+               _ints(k.sn, shape, DECAY_SCALE),
                _ints(k.vth, shape), k.graded, mode, adaptive, *adapt,
                out.reshape(out.shape[0], out.shape[1], m))
 

@@ -18,10 +18,11 @@ import numpy as np
 
 from slayerc.errors import RuntimeSimError
 from slayerc.ir.core import Graph, Op, ParamRef
+from slayerc.ir.target import DECAY_SCALE
 
 W_SCALE = 64
 """Weights, thresholds and biases: slayer value × 64 = netx integer (``vThMant``, weight)."""
-P_SCALE = 4096
+P_SCALE = DECAY_SCALE
 """Decays: slayer fraction × 4096 = netx integer (``iDecay``, ``sinDecay``...)."""
 TOL = 1e-4
 """How far (in integer units) a value may sit from the grid (float32 storage noise)."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime import dynamics as dyn
 from slayerc.runtime import spikes
 from slayerc.runtime.neurons._resonator import ADAPTIVE_DECAYS, RF_DECAYS
@@ -20,7 +21,7 @@ TAU, SIGMA = 100, 0.1
 
 def dynamics(
     x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold, threshold_step,
-    tau_rho, scale_rho, *, scale=1 << 12, graded=False, real_state=None, imag_state=None,
+    tau_rho, scale_rho, *, scale=STATE_SCALE, graded=False, real_state=None, imag_state=None,
     threshold_state=None, refractory_state=None, output=NO_OUTPUT,
 ):
     """Adaptive RF-Izhikevich spikes of ``x = (x_re, x_im)``.  Returns ``(y, states)``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from slayerc.ir.core import Op
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime import dynamics as dyn
 from slayerc.runtime import spikes
 from slayerc.runtime.neurons.common import (
@@ -33,7 +34,7 @@ TAU, SIGMA = 100, 0.1
 
 def dynamics(
     x, current_decay, voltage_decay, threshold_decay, refractory_decay, threshold,
-    threshold_step, tau_rho, scale_rho, *, scale=1 << 12, graded=False, current_state=None,
+    threshold_step, tau_rho, scale_rho, *, scale=STATE_SCALE, graded=False, current_state=None,
     voltage_state=None, threshold_state=None, refractory_state=None, norm=None,
     output=NO_OUTPUT,
 ):

@@ -11,6 +11,7 @@ import torch
 
 from slayerc.errors import RuntimeSimError
 from slayerc.ir.core import Op, ParamRef
+from slayerc.ir.target import DECAY_SCALE
 from slayerc.runtime import axon
 
 
@@ -74,7 +75,7 @@ def adapted(states: dict, th: torch.Tensor, r: torch.Tensor, spiked, step: float
 
 # ------------------------------------------------------------------------- from IR nodes
 
-P_SCALE = 4096
+P_SCALE = DECAY_SCALE
 """Decays are fractions in the IR and ×4096 in the kernels (and in slayer's state dicts)."""
 
 Value = Callable[[str], Any]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from slayerc.ir.core import Op
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime import spikes
 from slayerc.runtime.cuba_lif import cuba_lif
 from slayerc.runtime.dynamics import leaky_integrator
@@ -37,7 +38,7 @@ TAU, SIGMA = 100, 0.1
 
 
 def dynamics(
-    x, current_decay, voltage_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12,
+    x, current_decay, voltage_decay, threshold, tau_rho, scale_rho, *, scale=STATE_SCALE,
     graded=False, current_state=None, voltage_state=None, norm=None, output=NO_OUTPUT,
     want_state=True,
 ):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime import dynamics as dyn
 from slayerc.runtime import spikes
 from slayerc.runtime.neurons._resonator import RF_DECAYS
@@ -19,7 +20,7 @@ TAU, SIGMA = 0.5, 10
 
 
 def dynamics(
-    x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12, graded=False,
+    x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=STATE_SCALE, graded=False,
     real_state=None, imag_state=None, output=NO_OUTPUT,
 ):
     """RF spikes of ``x = (x_re, x_im)``; ``im[−1] = imag_state``.  Returns ``(y, states)``."""

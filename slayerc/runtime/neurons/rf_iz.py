@@ -5,6 +5,7 @@ Resonator as ``neuron.rf``; ``spike[t] = im[t] ≥ θ``, then ``re = 0``, ``im =
 
 from __future__ import annotations
 
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime import dynamics as dyn
 from slayerc.runtime import spikes
 from slayerc.runtime.neurons._resonator import RF_DECAYS
@@ -18,7 +19,7 @@ TAU, SIGMA = 100, 0.1
 
 
 def dynamics(
-    x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12, graded=False,
+    x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=STATE_SCALE, graded=False,
     real_state=None, imag_state=None, output=NO_OUTPUT,
 ):
     """RF-Izhikevich spikes of ``x = (x_re, x_im)``.  Returns ``(y, states)``."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from slayerc.errors import RuntimeSimError
 from slayerc.ir.core import Op
+from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime.neurons import delta, sigma
 from slayerc.runtime.neurons.common import NO_OUTPUT, Value, apply_output, last
 
@@ -27,7 +28,7 @@ ACTIVATIONS = {"relu": F.relu, "identity": lambda x: x, "sigmoid": torch.sigmoid
 
 
 def dynamics(
-    x, threshold, *, bias=None, scale=1 << 12, tau_grad=1.0, scale_grad=1.0, cum_error=False,
+    x, threshold, *, bias=None, scale=STATE_SCALE, tau_grad=1.0, scale_grad=1.0, cum_error=False,
     activation=F.relu, norm=None, sigma_state=None, pre_state=None, residual_state=None,
     error_state=None, output=NO_OUTPUT,
 ):

@@ -15,9 +15,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from slayerc.ir.target import LOIHI2
+
 from ..synapse.layer import ExportError
 
-MAX_DELAY = 62
+MAX_DELAY = LOIHI2.max_delay
 """Largest axonal delay netx accepts on a dense layer (and the Delay modules' clamp)."""
 
 

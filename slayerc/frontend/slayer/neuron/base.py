@@ -27,6 +27,7 @@ import torch
 
 from slayerc.errors import FrontendError, NeuronConfigError, NeuronShapeError  # noqa: F401
 from slayerc.frontend.slayer.utils.quantize import quantize
+from slayerc.ir.target import WEIGHT_MANT
 
 
 def _range(name: str, value, jitter: float) -> tuple[float, float]:
@@ -246,7 +247,8 @@ class Neuron(torch.nn.Module):
         With ``descale=True`` the integer mantissas (×``w_scale``) are returned.  Straight-through
         gradient.  Blocks install it as the synapse ``pre_hook_fx``.
         """
-        q = quantize(weight, step=2 / self.w_scale).clamp(-256 / self.w_scale, 254 / self.w_scale)
+        lo, hi = WEIGHT_MANT
+        q = quantize(weight, step=2 / self.w_scale).clamp(lo / self.w_scale, hi / self.w_scale)
         return q * self.w_scale if descale else q
 
     @property

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import shutil
 import stat
@@ -33,7 +34,7 @@ from typing import BinaryIO
 
 from slayerc.errors import BackendError
 
-__all__ = ["atomic_write", "atomic_write_many", "memory_limit", "open_regular"]
+__all__ = ["atomic_write", "atomic_write_many", "memory_limit", "open_regular", "paused_gc"]
 
 #: Writer callback: writes the whole file at the temporary path it is given.
 Writer = Callable[[str], None]
@@ -71,6 +72,23 @@ def open_regular(path: str | os.PathLike, what: str = "input file",
     except BaseException:
         os.close(fd)
         raise
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a reader or writer runs.
+
+    Reading a 10,000-layer netlist creates hundreds of thousands of small objects without
+    cycles; the collector would rescan all of them again and again (a third of the time).
+    Reference counting still frees everything; the collector resumes afterwards.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def memory_limit() -> int:

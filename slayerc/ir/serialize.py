@@ -20,7 +20,13 @@ import numpy as np
 
 from slayerc.errors import ParseError
 from slayerc.ir.core import Graph
-from slayerc.ir.fileio import atomic_write, atomic_write_many, memory_limit, open_regular
+from slayerc.ir.fileio import (
+    atomic_write,
+    atomic_write_many,
+    memory_limit,
+    open_regular,
+    paused_gc,
+)
 from slayerc.ir.parser import parse, side_file_at
 from slayerc.ir.printer import INLINE_LIMIT, external_params, print_graph
 
@@ -74,7 +80,8 @@ def load(path: str | os.PathLike) -> Graph:
     if side is not None:
         name, line, col = side
         params = _read_side(_side_path(path, name), lambda m: ParseError(m, str(path), line, col))
-    return parse(text, params=params, filename=str(path))
+    with paused_gc():
+        return parse(text, params=params, filename=str(path))
 
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,

@@ -60,6 +60,7 @@ from slayerc.backends.hdf5.schema import FORMAT_VERSION
 from slayerc.backends.hdf5.writer import TARGETS, graph_to_tree
 from slayerc.errors import BackendError
 from slayerc.ir.core import Graph
+from slayerc.ir.fileio import paused_gc
 
 __all__ = ["FORMAT_VERSION", "TARGETS", "read", "write"]
 
@@ -80,13 +81,16 @@ def read(path: str | os.PathLike, input_shape: Sequence[int] | None = None) -> G
         if not input_shape or min(input_shape) < 1:
             raise BackendError(f"{path}: input_shape must be positive sizes, got "
                                f"{list(input_shape)}")
-    return tree_to_graph(load_tree(path), str(path), input_shape)
+    with paused_gc():
+        return tree_to_graph(load_tree(path), str(path), input_shape)
 
 
 def write(g: Graph, path: str | os.PathLike, target: str = "loihi2") -> None:
     """Write ``g`` as a netx netlist for ``target`` (``loihi2`` or ``slayerc``), atomically."""
-    tree = graph_to_tree(g, target)
+    with paused_gc():
+        tree = graph_to_tree(g, target)
     try:
-        dump_tree(path, tree)
+        with paused_gc():
+            dump_tree(path, tree)
     except OSError as e:
         raise BackendError(f"{path}: cannot write: {e}") from e

@@ -6,6 +6,7 @@ each case runs under a hard time limit.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -13,10 +14,12 @@ from hostile_limits import time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slayerc.errors import ParseError
+from slayerc.errors import ParseError, SlayerError
 from slayerc.ir import parse, print_graph
 from slayerc.ir.core import GraphBuilder
 from slayerc.ir.ops import Cuba, Dense, Input, Output
+from slayerc.ir.verify import verify
+from slayerc.passes import shape_infer
 
 HEAD = "slayerc.graph @g\n"
 X = "%x = io.input() : f32[2]\n"
@@ -108,6 +111,9 @@ def test_mutated_text_parses_or_fails_cleanly(edits: list[tuple[int, str, int]])
         text = text[:pos] + noise + text[pos + cut:]
     with time_limit(10):
         try:
-            parse(text, filename="m.sir")
+            g = parse(text, filename="m.sir")
         except ParseError as e:
             assert re.match(r"m\.sir:\d+:\d+: error: ", str(e)), str(e)
+            return
+        with contextlib.suppress(SlayerError):  # what parses, verifies cleanly or reports
+            verify(shape_infer.run(g))

@@ -58,6 +58,8 @@ class _File:
         self.addr, self.len = f.id.get_create_plist().get_sizes()
         #: global heap collection address -> {object index: size}, or None when corrupt
         self.heaps: dict[int, dict[int, int] | None] = {}
+        #: numpy dtype -> h5py memory type (one per dtype instead of one per dataset)
+        self.mtypes: dict[np.dtype, Any] = {}
 
     def read(self, offset: int, n: int) -> bytes:
         if offset < 0 or n < 0 or offset + n > self.size:
@@ -105,7 +107,12 @@ def _dataset(ds: h5py.h5d.DatasetID, f: _File, name: str) -> np.ndarray:
         raise BackendError(f"{f.path}: {name}: corrupt variable-length string")
     arr = np.zeros(shape, dtype) if dtype.kind == "O" else np.empty(shape, dtype)
     if arr.size:
-        ds.read(h5py.h5s.ALL, h5py.h5s.ALL, arr, h5py.h5t.py_create(dtype))
+        mtype = f.mtypes.get(dtype) if dtype.kind != "O" else None  # (vlen metadata differs)
+        if mtype is None:
+            mtype = h5py.h5t.py_create(dtype)
+            if dtype.kind != "O":
+                f.mtypes[dtype] = mtype
+        ds.read(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype)
     return np.asarray(arr[()]) if dtype.kind == "O" and not shape else arr
 
 

@@ -212,14 +212,15 @@ def kwta(node: Op, g: Graph, ctx: Context):
     r = (1 + a) * torch.eye(n, dtype=ctx.dtype) - 1
     b = torch.tensor([float(node.threshold) * (n - 2 * k) / n / scale], dtype=ctx.dtype)
     rq, bq = _quantize_8bit(r, scale), _quantize_8bit(b, scale)
-    return _kernel(lambda xs: torch.matmul(rq, xs[0]) + bq)
+    return _kernel(lambda xs: torch.matmul(rq.to(xs[0].device), xs[0]) + bq.to(xs[0].device))
 
 
 # ------------------------------------------------------------------------------------- axons
 
 
-def _zeros_like_step(node: Op, batch: int, dtype: torch.dtype) -> torch.Tensor:
-    return torch.zeros((batch, *node.shape, 1), dtype=dtype)  # type: ignore[misc]
+def _zeros_like_step(node: Op, batch: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((batch, *node.shape, 1), dtype=like.dtype,  # type: ignore[misc]
+                       device=like.device)
 
 
 class _Line:
@@ -236,7 +237,7 @@ class _Line:
         if not self.persistent or self.depth == 0:
             return shift_fn(x)
         if self.buf is None or self.buf.shape != (*x.shape[:-1], self.depth):
-            self.buf = torch.zeros((*x.shape[:-1], self.depth), dtype=x.dtype)
+            self.buf = torch.zeros((*x.shape[:-1], self.depth), dtype=x.dtype, device=x.device)
         full = torch.cat([self.buf, x], dim=-1)
         self.buf = full[..., -self.depth:].detach().clone()  # carried, as slayer: no history
         return shift_fn(full)[..., self.depth:]
@@ -284,7 +285,7 @@ def _loop_shift(node: Op, d, depth: int, ctx: Context):
         old = carried["frames"]
         if ctx.persistent and len(old) >= -j and old[j].shape[0] == batch:
             return old[j]
-        return _zeros_like_step(node, batch, ctx.dtype)
+        return _zeros_like_step(node, batch, hist.like)
 
     def fn(xs):
         hist = xs[0]
@@ -294,7 +295,7 @@ def _loop_shift(node: Op, d, depth: int, ctx: Context):
         if isinstance(d, int):
             return frame(hist, d, batch)
         dd = torch.trunc(d.detach())
-        out = _zeros_like_step(node, batch, ctx.dtype)
+        out = _zeros_like_step(node, batch, hist.like)
         view = dd.reshape(-1, *([1] * (out.dim() - 2)))
         for k in sorted({int(v) for v in dd.reshape(-1).tolist()}):
             out = torch.where(view == k, frame(hist, k, batch), out)
@@ -345,6 +346,11 @@ def _value(node: Op, ctx: Context):
     return value
 
 
+def _on(v: Any, device: torch.device) -> Any:
+    """A tensor argument on the input's device (scalar attributes become CPU tensors)."""
+    return v.to(device) if torch.is_tensor(v) and v.device != device else v
+
+
 def neuron(node: Op, g: Graph, ctx: Context):
     """Every stateful family op (``neuron.*``, ``axon.delta``, ``dendrite.sigma``): the
     ``ctx.kind`` kernel of its family (:mod:`slayerc.runtime.neurons`), falling back to the
@@ -358,6 +364,9 @@ def neuron(node: Op, g: Graph, ctx: Context):
 
     def fn(xs):
         args, kwargs = fam.node_args(node, value)
+        dev = (xs[0][0] if isinstance(xs[0], tuple) else xs[0]).device
+        args = [_on(a, dev) for a in args]
+        kwargs = {k: _on(v, dev) for k, v in kwargs.items()}
         y, new = run(xs[0], *args, **kwargs, **state)
         if persistent:  # carried states hold no autograd history (slayer detaches them too)
             state.update({k: v.detach() if torch.is_tensor(v) else v

@@ -275,7 +275,7 @@ class GraphModule(torch.nn.Module):
                         for i in node.inputs]
                 if node.is_delay():
                     src = node.inputs[0]
-                    hist = _History(trace[src], t, batch, self._loop_prev.get(src))
+                    hist = _History(trace[src], t, batch, self._loop_prev.get(src), first)
                     now[name] = self.kernels[name].fn([hist])
                     trace[name].append(now[name])
                     continue
@@ -321,8 +321,10 @@ class Interpreter(GraphModule):
 class _History:
     """The values a delay node's input had at the steps before ``t`` (for recurrent loops)."""
 
-    def __init__(self, past: list[Value], t: int, batch: int, prev: list[Value] | None):
+    def __init__(self, past: list[Value], t: int, batch: int, prev: list[Value] | None,
+                 like: torch.Tensor):
         self.past, self.t, self.batch, self.prev = past, t, batch, prev
+        self.like = like  #: a tensor of the run's dtype and device (for zero frames)
 
 
 def _detach(v: Value) -> Value:

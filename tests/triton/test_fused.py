@@ -253,6 +253,8 @@ def test_block_through_to_module_matches_eager(family, persistent, device):
     m = slayerc.to_module(slayerc.trace(blk, torch.rand(2, 6, 10)), backend="triton").to(device)
     for step in range(2):
         x = 2.0 * torch.rand(2, 6, 10)
+        if device.type == "cuda":  # quarter steps keep the synapse sums exact on any device:
+            x = torch.round(4 * x) / 4  # cuBLAS and the CPU round real-valued sums apart
         xe, xm = x.clone().requires_grad_(), x.to(device).requires_grad_()
         y_ref, y = blk(xe), m(xm)
         assert torch.equal(y.detach().cpu(), y_ref.detach()), f"{family}: call {step} differs"

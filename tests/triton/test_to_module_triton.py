@@ -37,9 +37,16 @@ def test_reference_cases_through_triton_equal_eager(case):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("case", ["cuba_dense", "cuba_conv", "alif_dense", "rf", "sdnn_dense"])
+@pytest.mark.parametrize("case", ["cuba_dense", "cuba_conv", "cuba_delay", "cuba_rec",
+                                  "cuba_persistent", "cuba_norm", "alif_dense", "rf", "adrf_dense",
+                                  "sdnn_dense", "sdnn_conv"])
 def test_reference_cases_on_cuda(case):
     net, x = build(case)
     g = slayerc.trace(net, x)
     m = slayerc.to_module(g, backend="triton").cuda()
-    assert torch.equal(m(x.cuda()).cpu(), net(x))
+    xc = x.cuda().requires_grad_()
+    y = m(xc)
+    assert torch.equal(y.detach().cpu(), net(x))
+    y.sum().backward()
+    assert xc.grad is not None and torch.isfinite(xc.grad).all()
+    assert torch.equal(m(x.cuda()).cpu(), net(x))  # a second call (persistent states carry)

@@ -120,7 +120,7 @@ def bias_norm(value: Value) -> Callable[[torch.Tensor], torch.Tensor] | None:
     b = b if torch.is_tensor(b) else torch.tensor([float(b)])
 
     def add(x: torch.Tensor) -> torch.Tensor:
-        bb = b.to(x.dtype)
+        bb = b.to(device=x.device, dtype=x.dtype)
         if bb.dim() == 1 and x.dim() > 3:
             bb = bb.reshape(-1, *([1] * (x.dim() - 3)))
         return x + bb.unsqueeze(-1)

@@ -38,7 +38,7 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the IR text of a file and a per-layer table."""
-    from slayerc.backends.files import load
+    from slayerc.driver import load
     from slayerc.ir.printer import print_graph
     from slayerc.ir.summary import layer_table
     from slayerc.passes.manager import PassManager
@@ -54,7 +54,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_opt(args: argparse.Namespace) -> int:
     """Run a pass pipeline over a file and write or print the result."""
-    from slayerc.backends.files import load, save
+    from slayerc.driver import load, save
     from slayerc.ir.parser import parse
     from slayerc.ir.printer import print_graph
 
@@ -106,20 +106,29 @@ def cmd_compile(args: argparse.Namespace) -> int:
     """Trace a model file, run a pipeline, write a .sir or .net and print a summary."""
     import torch
 
-    from slayerc.driver import compile_model
+    from slayerc.driver import compile_file, compile_model
     from slayerc.frontend.loader import load_model, load_weights
     from slayerc.ir.summary import layer_table
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
-    model = load_model(args.model)
-    if args.weights:
-        load_weights(model, args.weights)
-    model.eval()
-    steps("traced model loaded")
-    done = compile_model(model, torch.zeros((1, *args.input_shape, args.steps)),
-                         target=args.target, pipeline=args.passes, output=args.output,
-                         quant=args.quant_report, time_passes=args.time_passes,
-                         progress=steps)
+    if not _is_model_spec(args.model):  # a graph file: .sir, .net or an imported format
+        if args.weights or args.quant_report:
+            raise SlayerError("--weights and --quant-report apply to MODEL.py:NAME inputs")
+        options = {"input_shape": args.input_shape} if args.input_shape else {}
+        done = compile_file(args.model, target=args.target, pipeline=args.passes,
+                            output=args.output, time_passes=args.time_passes, **options)
+    else:
+        if args.input_shape is None or args.steps is None:
+            raise SlayerError("compiling MODEL.py:NAME needs --input-shape and --steps")
+        model = load_model(args.model)
+        if args.weights:
+            load_weights(model, args.weights)
+        model.eval()
+        steps("traced model loaded")
+        done = compile_model(model, torch.zeros((1, *args.input_shape, args.steps)),
+                             target=args.target, pipeline=args.passes, output=args.output,
+                             quant=args.quant_report, time_passes=args.time_passes,
+                             progress=steps)
     _print_reports(done.passes, args.report)
     if done.quant is not None:
         print(done.quant.table(), file=sys.stderr)
@@ -132,6 +141,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.time_passes:
         print(done.passes.timing_report(), file=sys.stderr)
     return 0
+
+
+def _is_model_spec(text: str) -> bool:
+    """``MODEL.py:NAME`` (a model to trace), as opposed to a graph file to read."""
+    file, sep, name = text.rpartition(":")
+    return bool(sep) and file.endswith(".py") and bool(name)
 
 
 def _print_reports(pm, everything: bool) -> None:
@@ -257,13 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print parameters with at most N elements inline (default 16)")
     s.set_defaults(func=cmd_opt)
 
-    s = sub.add_parser("compile", help="trace a PyTorch model into the IR or a netlist")
-    s.add_argument("model", metavar="MODEL.py:NAME",
-                   help="an nn.Module class (no constructor arguments) or a function returning one")
+    s = sub.add_parser("compile", help="trace a PyTorch model (or read a graph file) into the IR "
+                       "or a netlist")
+    s.add_argument("model", metavar="MODEL.py:NAME|GRAPH",
+                   help="an nn.Module class (no constructor arguments) or a function returning "
+                        "one; or a graph file (.sir, .net, and the imported formats)")
     s.add_argument("--weights", metavar="CKPT.pt", help="state dict, loaded with weights_only")
-    s.add_argument("--input-shape", type=_shape, required=True, metavar="C[,H,W]",
-                   help="per-step input shape, without batch and time")
-    s.add_argument("--steps", type=int, required=True, metavar="T", help="time steps to trace")
+    s.add_argument("--input-shape", type=_shape, metavar="C[,H,W]",
+                   help="per-step input shape, without batch and time (needed for a model)")
+    s.add_argument("--steps", type=int, metavar="T", help="time steps to trace (needed for a "
+                   "model)")
     s.add_argument("-p", "--passes", default=None, metavar="PIPELINE",
                    help="passes to run (default: the target's default pipeline; '' for none)")
     s.add_argument("--quant-report", action="store_true",

@@ -7,7 +7,11 @@ target ``loihi2``, its default pipeline); ``slayerc run`` and :func:`run_netlist
 * :func:`compile` / :func:`compile_model`: trace a model, run the target's default pipeline (or
   the one given), optionally measure the quantization report, write the result;
 * :func:`run_netlist`: run a netx netlist file through the fixed-point simulator, fed as
-  ``netx_run.py`` feeds Lava.
+  ``netx_run.py`` feeds Lava;
+* :func:`load` / :func:`save`: every file format by suffix: ``.sir`` and netlists (the backends'
+  own), and the formats whose importer lives in the frontend or whose writer is a backend of its
+  own (:data:`IMPORTERS`, :data:`EXPORTERS`: ``"module:function"`` entries, loaded on use);
+* :func:`compile_file`: a graph file (any importer) through the target's default pipeline.
 
 Netlists whose layer 0 is an ``input`` layer with a neuron take the data through that neuron
 (after the input transform ``x·weight + bias``, 64 and 0 by default); all others take it through
@@ -35,6 +39,64 @@ from slayerc.runtime.agreement import QuantReport, latencies, quant_report
 from slayerc.runtime.fixed.simulator import layer_nodes, simulate
 
 TRAINING_BACKENDS = ("torch", "triton")
+
+IMPORTERS: dict[str, str] = {}
+"""File suffix -> ``"module:function"`` of an importer ``(path, **options) -> Graph`` (formats
+beyond ``.sir`` and netlists, e.g. ``.onnx``/``.nir`` from :mod:`slayerc.frontend`)."""
+EXPORTERS: dict[str, str] = {}
+"""File suffix -> ``"module:function"`` of a writer ``(graph, path, **options) -> None``."""
+
+
+def _entry(table: dict[str, str], path: str | os.PathLike) -> Callable | None:
+    import importlib
+    from pathlib import Path
+
+    target = table.get(Path(path).suffix.lower())
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def suffixes() -> tuple[str, ...]:
+    """Every file suffix :func:`load` reads."""
+    return (*files.SUFFIXES, *IMPORTERS)
+
+
+def load(path: str | os.PathLike, **options: Any) -> Graph:
+    """Read a graph from any supported file, by suffix (``options`` go to its reader)."""
+    reader = _entry(IMPORTERS, path)
+    if reader is not None:
+        return reader(path, **options)
+    if os.fspath(path).lower().endswith(files.SUFFIXES):
+        return files.load(path, **options)
+    raise SlayerError(f"{path}: unknown file type; slayerc reads {', '.join(suffixes())}")
+
+
+def save(g: Graph, path: str | os.PathLike, target: str = "loihi2", **options: Any) -> None:
+    """Write ``g`` to any supported file, by suffix (netlists for ``target``)."""
+    writer = _entry(EXPORTERS, path)
+    if writer is not None:
+        writer(g, path, **options)
+        return
+    files.save(g, path, target=target)
+
+
+def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
+                 pipeline: str | None = None, output: str | os.PathLike | None = None,
+                 time_passes: bool = False, **options: Any) -> Compiled:
+    """Read a graph file (any importer, ``options`` to it), run ``pipeline`` (None: the
+    target's default), and write ``output`` if given: ``slayerc compile net.onnx -o net.net``."""
+    g = load(path, **options)
+    netlist = output is not None and str(output).endswith(".net")
+    if pipeline is None:
+        pipeline = default_pipeline(target, netlist)
+    pm = PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
+    out = pm.run(g)
+    lat = latencies({k: v for r in pm.reports for k, v in r.values.items()})
+    if output is not None:
+        save(out, output, target=target)
+    return Compiled(out, g, pm, lat)
 
 
 @dataclass

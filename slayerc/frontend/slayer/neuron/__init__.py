@@ -1,4 +1,5 @@
-"""Neuron models (``slayer.neuron``): cuba, alif, rf, rf_iz, adrf, adrf_iz, sigma_delta."""
+"""Neuron models (``slayer.neuron``): cuba, alif, rf, rf_iz, adrf, adrf_iz, sigma_delta, and
+lava-dl's ``dynamics`` functions."""
 
 from slayerc.frontend.slayer.neuron import (
     adrf,
@@ -6,6 +7,7 @@ from slayerc.frontend.slayer.neuron import (
     alif,
     base,
     cuba,
+    dynamics,
     norm,
     rf,
     rf_iz,
@@ -14,5 +16,6 @@ from slayerc.frontend.slayer.neuron import (
 from slayerc.frontend.slayer.neuron.dropout import Dropout
 
 __all__ = [
-    "Dropout", "adrf", "adrf_iz", "alif", "base", "cuba", "norm", "rf", "rf_iz", "sigma_delta",
+    "Dropout", "adrf", "adrf_iz", "alif", "base", "cuba", "dynamics", "norm", "rf", "rf_iz",
+    "sigma_delta",
 ]

@@ -89,7 +89,7 @@ def test_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     (["opt", str(EXAMPLE), "-p", "no-such-pass"], "unknown pass 'no-such-pass'"),
     (["opt", str(EXAMPLE), "-p", "shape-infer{x=1}"], "pass 'shape-infer' has no option 'x'"),
     (["opt", str(EXAMPLE), "-p", "shape-infer,,"], "malformed pipeline"),
-    (["opt", "net.onnx"], "unknown file type '.onnx'"),
+    (["opt", "net.xyz"], "net.xyz: unknown file type; slayerc reads .sir, .net"),
     (["inspect", "missing.sir"], "cannot read"),
 ])
 def test_user_errors_exit_1(args: list[str], words: str) -> None:

@@ -83,19 +83,16 @@ def _clip(x: int) -> int:
 
 
 @_jit
-def _cuba(a, mu, mv, vth, bias, graded, alif, th0, th_step, mth, mr, out):  # noqa: ANN001
-    """CUBA (``alif`` False) or ALIF over ``a[T, N, M]``; see ``neurons.Cuba``/``Alif``."""
+def _cuba(a, mu, mv, vth, bias, graded, alif, th0, th_step, mth, mr, su, sv, sth, sr,
+          out):  # noqa: ANN001
+    """CUBA (``alif`` False) or ALIF over ``a[T, N, M]`` from the state ``su, sv, sth, sr``
+    (``[N, M]``, updated in place); see ``neurons.Cuba``/``Alif``."""
     steps, n, m = a.shape
-    u = np.zeros(m, np.int64)
-    v = np.zeros(m, np.int64)
-    th = np.zeros(m, np.int64)
-    r = np.zeros(m, np.int64)
     for i in range(n):
-        for j in range(m):
-            u[j] = 0
-            v[j] = 0
-            th[j] = th0[j]
-            r[j] = 0
+        u = su[i]
+        v = sv[i]
+        th = sth[i]
+        r = sr[i]
         for t in range(steps):
             at = a[t, i]
             ot = out[t, i]
@@ -127,19 +124,16 @@ def _cuba(a, mu, mv, vth, bias, graded, alif, th0, th_step, mth, mr, out):  # no
 
 
 @_jit
-def _resonator(a, b, cs, sn, vth, graded, mode, adaptive, th0, th_step, mth, mr, out):  # noqa
-    """RF (mode 0), RF_IZ (1), ADRF (2), ADRF_IZ (3) over ``a, b[T, N, M]``."""
+def _resonator(a, b, cs, sn, vth, graded, mode, adaptive, th0, th_step, mth, mr, sre, sim,
+               sth, sr, out):  # noqa: ANN001
+    """RF (mode 0), RF_IZ (1), ADRF (2), ADRF_IZ (3) over ``a, b[T, N, M]`` from the state
+    ``sre, sim, sth, sr`` (``[N, M]``, updated in place)."""
     steps, n, m = a.shape
-    re = np.zeros(m, np.int64)
-    im = np.zeros(m, np.int64)
-    th = np.zeros(m, np.int64)
-    r = np.zeros(m, np.int64)
     for i in range(n):
-        for j in range(m):
-            re[j] = 0
-            im[j] = 0
-            th[j] = th0[j]
-            r[j] = 0
+        re = sre[i]
+        im = sim[i]
+        th = sth[i]
+        r = sr[i]
         for t in range(steps):
             at = a[t, i]
             bt = b[t, i]
@@ -178,19 +172,16 @@ def _resonator(a, b, cs, sn, vth, graded, mode, adaptive, th0, th_step, mth, mr,
 
 
 @_jit
-def _sigma_delta(a, vth, bias, sigma_on, relu, cum_error, out):  # noqa: ANN001
-    """SigmaDelta (``sigma_on``) or Delta over ``a[T, N, M]``, output ``floor(s / 64)``."""
+def _sigma_delta(a, vth, bias, sigma_on, relu, cum_error, ssigma, sact, sres, serr,
+                 out):  # noqa: ANN001
+    """SigmaDelta (``sigma_on``) or Delta over ``a[T, N, M]``, output ``floor(s / 64)``, from
+    the state ``ssigma, sact, sres, serr`` (``[N, M]``, updated in place)."""
     steps, n, m = a.shape
-    sigma = np.zeros(m, np.int64)
-    act = np.zeros(m, np.int64)
-    res = np.zeros(m, np.int64)
-    err = np.zeros(m, np.int64)
     for i in range(n):
-        for j in range(m):
-            sigma[j] = 0
-            act[j] = 0
-            res[j] = 0
-            err[j] = 0
+        sigma = ssigma[i]
+        act = sact[i]
+        res = sres[i]
+        err = serr[i]
         for t in range(steps):
             at = a[t, i]
             ot = out[t, i]
@@ -219,13 +210,11 @@ def _sigma_delta(a, vth, bias, sigma_on, relu, cum_error, out):  # noqa: ANN001
 
 
 @_jit
-def _sigma(a, out):  # noqa: ANN001
-    """Sigma: the running sum over time (exact in int64)."""
+def _sigma(a, sacc, out):  # noqa: ANN001
+    """Sigma: the running sum over time (exact in int64), from ``sacc`` (``[N, M]``)."""
     steps, n, m = a.shape
-    acc = np.zeros(m, np.int64)
     for i in range(n):
-        for j in range(m):
-            acc[j] = 0
+        acc = sacc[i]
         for t in range(steps):
             at = a[t, i]
             ot = out[t, i]
@@ -251,6 +240,25 @@ def _adaptive(k: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
             _ints(k.fr, shape, DECAY_SCALE))
 
 
+def _load_state(k: nk.NeuronKernel, names: tuple[str, ...], m: int) -> list[np.ndarray]:
+    """The kernel's state arrays (``[N, *shape]`` integer-valued float64) as int64 ``[N, M]``."""
+    return [np.ascontiguousarray(np.rint(getattr(k, a)), dtype=np.float64)
+            .astype(np.int64).reshape(-1, m) for a in names]
+
+
+def _store(k: nk.NeuronKernel, names: tuple[str, ...], arrs: list[np.ndarray]) -> None:
+    """Write the compiled loop's final state back into the kernel's arrays (exact)."""
+    for a, arr in zip(names, arrs):
+        dst = getattr(k, a)
+        dst[...] = arr.reshape(dst.shape)
+
+
+def _spare(states: list[np.ndarray], want: int) -> list[np.ndarray]:
+    """Pad with zero arrays for the state a mode does not use (ALIF's θ, r for CUBA)."""
+    like = states[0]
+    return states + [np.zeros_like(like) for _ in range(want - len(states))]
+
+
 def run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
     shape = k.shape
     m = int(np.prod(shape, dtype=np.int64))
@@ -260,9 +268,11 @@ def run_cuba(k: nk.Cuba, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -
     else:
         z = np.zeros(m, np.int64)
         adapt = (z, z, z, z)
+    states = _load_state(k, k.STATE, m)
     _cuba(_flat(a, m), _ints(k.fu, shape, DECAY_SCALE), _ints(k.fv, shape, DECAY_SCALE),
           _ints(k.vth, shape), _ints(k.bias, shape), k.graded, alif, *adapt,
-          out.reshape(out.shape[0], out.shape[1], m))
+          *_spare(states, 4), out.reshape(out.shape[0], out.shape[1], m))
+    _store(k, k.STATE, states)
 
 
 _RES_MODES = {nk.RF: 0, nk.RFIz: 1, nk.Adrf: 2, nk.AdrfIz: 3}
@@ -280,36 +290,50 @@ def run_resonator(k: nk._Resonator, a: np.ndarray, b: np.ndarray | None,
     else:
         z = np.zeros(m, np.int64)
         adapt = (z, z, z, z)
+    states = _load_state(k, k.STATE, m)
     _resonator(_flat(a, m), _flat(b, m), _ints(k.cs, shape, DECAY_SCALE),
                _ints(k.sn, shape, DECAY_SCALE),
-               _ints(k.vth, shape), k.graded, mode, adaptive, *adapt,
+               _ints(k.vth, shape), k.graded, mode, adaptive, *adapt, *_spare(states, 4),
                out.reshape(out.shape[0], out.shape[1], m))
+    _store(k, k.STATE, states)
 
 
 def run_sigma_delta(k: nk.SigmaDelta, a: np.ndarray, b: np.ndarray | None,
                      out: np.ndarray) -> None:
     shape = k.shape
     m = int(np.prod(shape, dtype=np.int64))
+    states = _load_state(k, k.STATE, m)
     _sigma_delta(_flat(a, m), _ints(k.vth, shape), _ints(k.bias, shape),
-                 type(k) is nk.SigmaDelta, k.relu, k.cum_error,
+                 type(k) is nk.SigmaDelta, k.relu, k.cum_error, *states,
                  out.reshape(out.shape[0], out.shape[1], m))
+    _store(k, k.STATE, states)
 
 
 def run_sigma(k: nk.Sigma, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
     m = int(np.prod(k.shape, dtype=np.int64))
-    _sigma(_flat(a, m), out.reshape(out.shape[0], out.shape[1], m))
+    states = _load_state(k, k.STATE, m)
+    _sigma(_flat(a, m), *states, out.reshape(out.shape[0], out.shape[1], m))
+    _store(k, k.STATE, states)
 
 
+OWN_RUNNERS = frozenset({run_cuba, run_resonator, run_sigma_delta, run_sigma})
+"""The compiled loops of this module: they continue from the kernel's state (``STATE``)."""
 
 
-def run(k: nk.NeuronKernel, a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> bool:
-    """Run ``k`` over the whole sequence ``a`` (``b``) into ``out`` compiled, if possible.
+def run(k: nk.NeuronKernel, a: np.ndarray, b: np.ndarray | None, out: np.ndarray,
+        carry: bool = False) -> bool:
+    """Run ``k`` over the sequence ``a`` (``b``) into ``out`` compiled, if possible.
 
-    ``out`` must be a C-contiguous float64 array of ``a``'s shape.  Returns False (and leaves
-    ``out`` alone) when the compiled path is off or the family registers no ``numba`` loop.
+    The loop starts from the kernel's state (:meth:`~neurons.NeuronKernel.start` first) and
+    leaves its final state there, so a sequence can run in chunks.  ``out`` must be a
+    C-contiguous float64 array of ``a``'s shape.  Returns False (and leaves ``out`` alone) when
+    the compiled path is off or the family registers no ``numba`` loop; with ``carry`` (a
+    later chunk) also for a loop of another module, which may not continue from the state.
     """
     runner = families.kernel(k.node.OP, "numba") if enabled() else None
     if runner is None or not out.flags.c_contiguous or out.dtype != np.float64:
+        return False
+    if carry and runner not in OWN_RUNNERS:
         return False
     if a.shape[0] and a.shape[1] and out.size:
         runner(k, a, b, out)

@@ -95,8 +95,9 @@ class Kernel:
         """The output for inputs of matching leading axes."""
         raise NotImplementedError
 
-    def sequence(self, ins: list[Sig], steps: int, n: int) -> Sig:
-        """The whole output sequence."""
+    def sequence(self, ins: list[Sig], steps: int, n: int, carry: bool = False) -> Sig:
+        """The output sequence; ``carry``: a later chunk of a run, continuing from the state
+        the previous chunk left (stateful kernels only; from rest otherwise)."""
         return self.apply(ins)
 
     def start(self, n: int) -> None:
@@ -413,13 +414,14 @@ class Neuron(Kernel):
         im = None if x.im is None else rescale(x.im, x.e, target)
         return rescale(x.re, x.e, target), im
 
-    def sequence(self, ins: list[Sig], steps: int, n: int) -> Sig:
+    def sequence(self, ins: list[Sig], steps: int, n: int, carry: bool = False) -> Sig:
         a, b = self._inputs(ins[0])
         k = self.k
-        out = np.empty(a.shape)
-        if not fast.run(k, a, b, out):
-            k.prepare(a)
+        if not carry:
             k.start(n)
+        out = np.empty(a.shape)
+        if not fast.run(k, a, b, out, carry):
+            k.prepare(a)
             k.run(a, b, out)
         return Sig(out, None, k.out_exp)
 
@@ -464,13 +466,27 @@ class Delayed(Kernel):
         return self._gather(lambda v: None if v >= steps else
                             np.concatenate([np.zeros_like(x[:v]), x[: steps - v]]), x)
 
-    def sequence(self, ins: list[Sig], steps: int, n: int) -> Sig:
+    def sequence(self, ins: list[Sig], steps: int, n: int, carry: bool = False) -> Sig:
         x = ins[0]
-        return Sig(self._shift(x.re), self._shift(x.im), x.e)
+        if not carry or not self.dmax:
+            return Sig(self._shift(x.re), self._shift(x.im), x.e)
+        # The last dmax input steps of the previous chunk (zeros at first) go in front, so the
+        # chunk's outputs see them; what is left at the end is kept for the next chunk.
+        zeros = np.zeros((self.dmax, *x.re.shape[1:]))
+        tail = self.tail or Sig(zeros, None if x.im is None else zeros, x.e)
+        assert tail.e == x.e, (self.node.name, tail.e, x.e)  # one exponent per signal
+        re = np.concatenate([tail.re, x.re])
+        im = None if x.im is None else np.concatenate(
+            [zeros if tail.im is None else tail.im, x.im])
+        self.tail = Sig(re[-self.dmax:].copy(), None if im is None else im[-self.dmax:].copy(),
+                        x.e)
+        y_re, y_im = self._shift(re), self._shift(im)
+        return Sig(y_re[self.dmax:], None if y_im is None else y_im[self.dmax:], x.e)
 
     def start(self, n: int) -> None:
         self.hist: deque[Sig] = deque(maxlen=max(self.dmax, 1))
         self.n = n
+        self.tail: Sig | None = None
 
     def emit(self) -> Sig:
         """This step's output, from the inputs of earlier steps only.

@@ -56,9 +56,15 @@ def _wrap24(u: np.ndarray) -> None:
 
 
 class NeuronKernel:
-    """Base class: reads parameters at construction, ``start(n)`` resets, ``step`` advances."""
+    """Base class: reads parameters at construction, ``start(n)`` resets, ``step`` advances.
+
+    ``STATE`` names the attributes that hold the state (``[N, *shape]`` arrays that ``start``
+    allocates): what carries from one chunk of steps to the next, and what a compiled loop
+    (:mod:`~slayerc.runtime.fixed.fast`) reads and writes back.
+    """
 
     STATE_EXP: ClassVar[int] = 12
+    STATE: ClassVar[tuple[str, ...]] = ()
     COMPLEX: ClassVar[bool] = False
 
     def __init__(self, g: Graph, node: Op):
@@ -68,7 +74,8 @@ class NeuronKernel:
         self.out_exp = 12 if self.graded else 0
 
     def prepare(self, a: np.ndarray) -> None:
-        """See the whole input sequence before stepping it (to skip impossible checks)."""
+        """See the input sequence (or the next chunk of it) before stepping it, from the
+        current state (to skip impossible checks)."""
 
     def start(self, n: int) -> None:
         """Allocate the state for a batch of ``n`` samples, all at rest."""
@@ -101,6 +108,8 @@ class Cuba(NeuronKernel):
     it (such a voltage spikes and resets to 0 anyway).
     """
 
+    STATE: ClassVar[tuple[str, ...]] = ("u", "v")
+
     def __init__(self, g: Graph, node: Op):
         super().__init__(g, node)
         self.fu = _decay_factor(g, node, "current_decay", self.shape)
@@ -114,11 +123,18 @@ class Cuba(NeuronKernel):
         self.may_wrap = True
 
     def prepare(self, a: np.ndarray) -> None:
-        """Decide from the whole input sequence whether the current can ever wrap."""
+        """Decide from the input (chunk) and the current whether the current can ever wrap.
+
+        With ``|u| ≤ B`` now and ``|a| ≤ amax``, ``|u|`` stays below ``max(B, amax/(1 − fu))``
+        (or grows by at most ``amax`` per step when the current does not decay).
+        """
         if not a.size:
             return
         amax, fu = float(np.abs(a).max()), float(np.max(self.fu))
-        bound = amax * a.shape[0] if fu >= 1 else amax / (1 - fu)
+        u = getattr(self, "u", None)
+        now = float(np.abs(u).max(initial=0.0)) if u is not None and u.shape[:1] == a.shape[1:2] \
+            else 0.0
+        bound = now + amax * a.shape[0] if fu >= 1 else max(now, amax / (1 - fu))
         self.may_wrap = bound >= WRAP
 
     def start(self, n: int) -> None:
@@ -202,6 +218,8 @@ class _Adaptive:
 class Alif(Cuba, _Adaptive):
     """``neuron.alif``: CUBA current/voltage (no voltage reset) with adaptive θ and r, ``≥``."""
 
+    STATE = ("u", "v", "th", "r")
+
     def __init__(self, g: Graph, node: Op):
         super().__init__(g, node)
         self.full_clip = True  # the voltage never resets, so the clip always matters
@@ -223,6 +241,7 @@ class _Resonator(NeuronKernel):
 
     COMPLEX = True
     LAVA_DECAYS: ClassVar[bool] = True
+    STATE: ClassVar[tuple[str, ...]] = ("re", "im")
 
     def __init__(self, g: Graph, node: Op):
         super().__init__(g, node)
@@ -276,6 +295,7 @@ class Adrf(_Resonator, _Adaptive):
     """``neuron.adrf``: resonator without reset, phase spike against θ + r (slayer's decays)."""
 
     LAVA_DECAYS = False
+    STATE = ("re", "im", "th", "r")
 
     def __init__(self, g: Graph, node: Op):
         super().__init__(g, node)
@@ -309,6 +329,7 @@ class SigmaDelta(NeuronKernel):
     """Lava ``SigmaDelta`` fixed_pt (spike_exp = state_exp = 6): state in 2^18 units."""
 
     STATE_EXP = 18
+    STATE: ClassVar[tuple[str, ...]] = ("sigma", "act", "residue", "error")
     ACT_MODES: ClassVar[dict[str, bool]] = {"relu": True, "identity": False}
 
     def __init__(self, g: Graph, node: Op):
@@ -358,6 +379,7 @@ class Sigma(NeuronKernel):
     """Lava ``Sigma`` fixed_pt (``dendrite.sigma``): ``σ += a``, output σ in 2^18 units."""
 
     STATE_EXP = 18
+    STATE: ClassVar[tuple[str, ...]] = ("sigma",)
 
     def __init__(self, g: Graph, node: Op):
         super().__init__(g, node)

@@ -19,7 +19,7 @@ Lava's, but not the chip's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -28,6 +28,7 @@ import numpy as np
 from slayerc.errors import RuntimeSimError, SlayerError
 from slayerc.ir.analysis import to_nx, topo_order
 from slayerc.ir.core import Graph, Op
+from slayerc.ir.fileio import memory_limit
 from slayerc.ir.target import Target
 from slayerc.ir.target import get as get_target
 from slayerc.runtime import neurons as families
@@ -66,32 +67,87 @@ def _fail(node: Op, err: Exception) -> SlayerError:
     return RuntimeSimError(f"{node.describe()}: {err}")
 
 
-def _to_time_major(g: Graph, node: Op, x: Any, steps: int | None) -> tuple[np.ndarray, bool]:
-    """``x`` as float64 ``[T, N, *shape]``, zero-padded or cut to ``steps``; and batched?"""
-    shape = tuple(node.shape or ())
-    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-    if arr.dtype.kind not in "biuf":
-        raise RuntimeSimError(f"{node.describe()}: input must be numeric, got dtype {arr.dtype}")
-    batched = arr.ndim == len(shape) + 2
-    if arr.ndim not in (len(shape) + 1, len(shape) + 2) or \
-            tuple(arr.shape[-1 - len(shape):-1]) != shape:
-        want = ",".join(str(d) for d in shape)
-        raise RuntimeSimError(f"{node.describe()}: input of shape {list(arr.shape)} does not "
-                              f"match the network input: expected [{want},T] or [N,{want},T] "
-                              "(slayer layout, time last)")
-    if not batched:
-        arr = arr[None]
-    t_in = arr.shape[-1]
-    steps = t_in if steps is None else int(steps)
-    if steps < 1:
-        raise RuntimeSimError(f"steps must be at least 1, got {steps}")
-    out = np.zeros((steps, arr.shape[0], *shape))
-    keep = min(steps, t_in)
-    out[:keep] = np.moveaxis(arr[..., :keep], -1, 0)
-    return out, batched
+GRADED_INPUT_MAX = float(1 << 17)
+"""Largest magnitude of a value fed through an input layer: ``x·64`` (netx's input transform)
+must fit the 24 signed bits of the chip's input (and of a state)."""
+PAYLOAD_MAX = (1 << 31) - 1
+"""Largest integer payload fed straight to a synapse when no target limits messages (int32)."""
 
 
-def _inputs(g: Graph, x: Any, steps: int | None) -> tuple[dict[str, np.ndarray], bool]:
+class _Source:
+    """One input array, validated but not copied: ``[N, *shape, T_in]`` (a memory map stays one);
+    :meth:`window` gives steps ``[t0, t1)`` time-major in float64, zero past its end."""
+
+    def __init__(self, g: Graph, node: Op, x: Any, target: Target | None):
+        self.node, self.shape = node, tuple(node.shape or ())
+        arr = x.detach().cpu().numpy() if hasattr(x, "detach") else x
+        arr = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+        if arr.dtype.kind not in "biuf":
+            raise RuntimeSimError(f"{node.describe()}: input must be numeric, got dtype "
+                                  f"{arr.dtype}")
+        shape = self.shape
+        self.batched = arr.ndim == len(shape) + 2
+        if arr.ndim not in (len(shape) + 1, len(shape) + 2) or \
+                tuple(arr.shape[-1 - len(shape):-1]) != shape:
+            want = ",".join(str(d) for d in shape)
+            raise RuntimeSimError(f"{node.describe()}: input of shape {list(arr.shape)} does not "
+                                  f"match the network input: expected [{want},T] or [N,{want},T] "
+                                  "(slayer layout, time last)")
+        self.arr = arr if self.batched else arr[None]
+        self.n, self.t_in = self.arr.shape[0], self.arr.shape[-1]
+        self.graded = _graded_route(g, node)
+        lo, hi = target.message_range if target is not None else (-PAYLOAD_MAX, PAYLOAD_MAX)
+        self.limit = (-GRADED_INPUT_MAX, GRADED_INPUT_MAX) if self.graded else (lo, hi)
+
+    def window(self, t0: int, t1: int) -> np.ndarray:
+        """Steps ``[t0, t1)`` as float64 ``[t1 − t0, N, *shape]``, checked (see :meth:`check`)."""
+        out = np.zeros((t1 - t0, self.n, *self.shape))
+        keep = max(0, min(t1, self.t_in) - t0)
+        if keep:
+            out[:keep] = np.moveaxis(np.asarray(self.arr[..., t0:t0 + keep], np.float64), -1, 0)
+            self.check(out[:keep], t0)
+        return out
+
+    def check(self, arr: np.ndarray, t0: int) -> None:
+        """Refuse NaN/inf and values whose fixed-point form the chip cannot hold (payloads
+        fed straight to a synapse: the target's message bits); name the first offending entry."""
+        lo, hi = self.limit
+        finite = np.isfinite(arr)
+        bad = ~finite | (arr < lo) | (arr > hi)
+        if not bad.any():
+            return  # (integer-ness is the first synapse's check, which names it)
+        why = "is not a finite number" if not finite.all() else "is out of range"
+        t, n, *idx = (int(i) for i in np.argwhere(bad)[0])
+        v = float(arr[(t, n, *idx)])
+        where = f"step {t0 + t}, sample {n}, neuron {tuple(idx)}"
+        if self.graded:
+            rule = (f"values through the input layer must be finite with |x| < {hi:g} "
+                    "(x·64 must fit the chip's 24-bit input)")
+        else:
+            rule = ("it feeds the first synapse directly (netx sends it as spikes), so it must "
+                    f"hold integer spikes or payloads in [{lo}, {hi}]"
+                    + (" (the target's message bits)" if hi != PAYLOAD_MAX else ""))
+        raise RuntimeSimError(f"{self.node.describe()}: input value {v:g} at {where} {why}: "
+                              f"{rule}; fix the input array")
+
+
+def _graded_route(g: Graph, node: Op) -> bool:
+    """Whether the input reaches a neuron or input transform before any synapse (the graded
+    input of an input layer) rather than a first synapse (integer spikes/payloads)."""
+    todo, seen = [node.name], set()
+    while todo:
+        for user in g.users(todo.pop()):
+            if user.name in seen:
+                continue
+            seen.add(user.name)
+            if user.OP in NEURONS or user.OP == "tensor.affine":
+                return True
+            if not user.OP.startswith("synapse."):
+                todo.append(user.name)
+    return False
+
+
+def _sources(g: Graph, x: Any, target: Target | None) -> dict[str, _Source]:
     nodes = g.inputs
     if not nodes:
         raise RuntimeSimError("the graph has no io.input node")
@@ -99,16 +155,33 @@ def _inputs(g: Graph, x: Any, steps: int | None) -> tuple[dict[str, np.ndarray],
         missing = [n.name for n in nodes if n.name not in x]
         if missing:
             raise RuntimeSimError(f"no input given for {', '.join('%' + m for m in missing)}")
-        data = {n.name: _to_time_major(g, n, x[n.name], steps) for n in nodes}
+        data = {n.name: _Source(g, n, x[n.name], target) for n in nodes}
     elif len(nodes) == 1:
-        data = {nodes[0].name: _to_time_major(g, nodes[0], x, steps)}
+        data = {nodes[0].name: _Source(g, nodes[0], x, target)}
     else:
         raise RuntimeSimError(f"the graph has {len(nodes)} inputs: pass a dict name -> array")
-    lengths = {(a.shape[0], a.shape[1]) for a, _ in data.values()}
+    lengths = {(s.t_in, s.n) for s in data.values()}
     if len(lengths) > 1:
-        raise RuntimeSimError(f"inputs disagree in batch size or length: {sorted(lengths)}")
-    batched = any(b for _, b in data.values())
-    return {k: a for k, (a, _) in data.items()}, batched
+        raise RuntimeSimError(f"inputs disagree in length or batch size: {sorted(lengths)}")
+    return data
+
+
+def _steps(sources: dict[str, _Source], steps: int | None) -> int:
+    t_in = next(iter(sources.values())).t_in
+    steps = t_in if steps is None else int(steps)
+    if steps < 1:
+        raise RuntimeSimError(f"steps must be at least 1, got {steps}")
+    return steps
+
+
+def _inputs(g: Graph, x: Any, steps: int | None, target: Target | None = None
+            ) -> tuple[dict[str, np.ndarray], bool]:
+    """Every input as float64 ``[T, N, *shape]`` (zero-padded or cut to ``steps``), checked;
+    and whether the input was batched."""
+    sources = _sources(g, x, target)
+    steps = _steps(sources, steps)
+    batched = any(s.batched for s in sources.values())
+    return {k: s.window(0, steps) for k, s in sources.items()}, batched
 
 
 def _units(g: Graph) -> list[list[str]]:
@@ -154,16 +227,17 @@ def _messengers(kernels: dict[str, Kernel]) -> frozenset[str]:
                      if isinstance(k, Neuron) and k.k.out_exp == MESSAGE_EXP)
 
 
-def check_messages(node: Op, arr: np.ndarray, target: Target, first: int = 0) -> None:
+def check_messages(node: Op, arr: np.ndarray, target: Target, first: int = 0,
+                   t0: int = 0) -> None:
     """Raise :class:`RuntimeSimError` at the first entry of ``arr`` (``[T, N, *shape]``
     message integers) that does not fit the target's signed ``message_bits``; ``arr``'s
-    samples are numbered from ``first``."""
+    samples are numbered from ``first``, its steps from ``t0``."""
     lo, hi = target.message_range
     if not arr.size or (float(arr.max()) <= hi and float(arr.min()) >= lo):
         return
     t, n, *idx = (int(i) for i in np.argwhere((arr > hi) | (arr < lo))[0])
     v = int(arr[(t, n, *idx)])
-    n += first
+    n, t = n + first, t + t0
     raise RuntimeSimError(
         f"{node.describe()}: step {t}: graded message {v} (= {v / (1 << MESSAGE_EXP):g} in "
         f"slayer units; sample {n}, neuron {tuple(idx)}) does not fit the {target.message_bits}"
@@ -177,18 +251,21 @@ class _Run:
     """One simulation: kernels, values, the step loop of recurrent components.
 
     A value is dropped as soon as its last consumer has run, unless it is in ``keep``, so
-    only the signals in flight stay in memory (and in cache).
+    only the signals in flight stay in memory (and in cache).  With ``carry`` the run is a
+    later chunk of steps (starting at step ``t0``): every kernel continues from the state the
+    previous chunk left instead of starting at rest.
     """
 
     def __init__(self, g: Graph, data: dict[str, np.ndarray], kernels: dict[str, Kernel],
                  units: list[list[str]], checks: tuple[Target | None, frozenset[str]],
-                 keep: Iterable[str] | None = None, first: int = 0):
+                 keep: Iterable[str] | None = None, first: int = 0, carry: bool = False,
+                 t0: int = 0):
         self.g, self.data, self.kernels, self.units = g, data, kernels, units
         self.target, self.messengers = checks
         self.steps, self.n = next(iter(data.values())).shape[:2]
         self.values: dict[str, Sig] = {k: Sig(v, None, None) for k, v in data.items()}
         self.keep = None if keep is None else frozenset(keep)
-        self.first = first
+        self.first, self.carry, self.t0 = first, carry, t0
         self.readers = {name: 0 for name in g.nodes}
         for node in g:
             for i in node.inputs:
@@ -205,7 +282,7 @@ class _Run:
             else:
                 self._stepped(unit)
             for m in self.messengers.intersection(unit) if self.target else ():
-                check_messages(self.g[m], self.values[m].re, self.target, self.first)
+                check_messages(self.g[m], self.values[m].re, self.target, self.first, self.t0)
             self._release(unit)
         return self.values
 
@@ -222,7 +299,7 @@ class _Run:
     def _sequence(self, node: Op) -> Sig:
         try:
             ins = [self.values[i] for i in node.inputs]
-            return self.kernels[node.name].sequence(ins, self.steps, self.n)
+            return self.kernels[node.name].sequence(ins, self.steps, self.n, self.carry)
         except Exception as e:
             raise _fail(node, e) from e
 
@@ -230,7 +307,7 @@ class _Run:
         kernels = {m: self.kernels[m] for m in unit}
         delays = [m for m in unit if isinstance(kernels[m], Delayed) and self.g[m].is_delay()]
         rest = [m for m in unit if m not in delays]
-        for k in kernels.values():
+        for k in kernels.values() if not self.carry else ():
             k.start(self.n)
         trace: dict[str, list[Sig]] = {m: [] for m in unit}
         for t in range(self.steps):
@@ -323,11 +400,15 @@ class Simulator:
     def run(self, x: Any, steps: int | None = None,
             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Run on ``x``; see :func:`simulate`."""
-        data, batched = _inputs(self.g, x, steps)
+        sources = _sources(self.g, x, self.target)
+        steps_ = _steps(sources, steps)
         names = list(dict.fromkeys([n.name for n in self.g.outputs]
                                    + _record_names(self.g, record)))
+        n = next(iter(sources.values())).n
+        self._check_memory(steps_, n, names)
+        data = {k: src.window(0, steps_) for k, src in sources.items()}
+        batched = any(src.batched for src in sources.values())
         checks = (self.target, self.messengers)
-        steps_, n = next(iter(data.values())).shape[:2]
         size = chunk_size(self.g, steps_, n)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for lo in range(0, n, size):
@@ -338,6 +419,91 @@ class Simulator:
         out = {name: arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
                for name, arrs in parts.items()}
         return out if batched else {name: arr[0] for name, arr in out.items()}
+
+    def _check_memory(self, steps: int, n: int, names: list[str]) -> None:
+        """Refuse a whole-sequence run whose arrays cannot fit in memory, before allocating."""
+        need = steps * _memory_per_step(self.g, n, names)
+        if need <= memory_limit():
+            return
+        raise RuntimeSimError(
+            f"{steps} steps of {n} sample(s) would need about {_size(need)} of memory (inputs, "
+            f"the widest signal and the recorded outputs {', '.join('%' + m for m in names)} "
+            f"over all steps), more than the {_size(memory_limit())} allowed; run fewer steps, "
+            "record fewer layers, or stream the run (Simulator.stream, `slayerc run`), whose "
+            "memory does not grow with the steps")
+
+    def stream(self, x: Any, steps: int | None = None,
+               record: str | Iterable[str] | None = None,
+               chunk_steps: int | None = None) -> Stream:
+        """Run on ``x`` in chunks of steps, the neuron and delay state carried from one chunk
+        to the next: memory does not grow with ``steps``.  The result equals :meth:`run`'s bit
+        for bit; see :class:`Stream`.  ``chunk_steps`` (default: what fits
+        :data:`STREAM_BYTES`) is for tests."""
+        sources = _sources(self.g, x, self.target)
+        steps_ = _steps(sources, steps)
+        names = list(dict.fromkeys([n.name for n in self.g.outputs]
+                                   + _record_names(self.g, record)))
+        n = next(iter(sources.values())).n
+        per_step = _memory_per_step(self.g, n, names)
+        size = chunk_steps or max(1, min(steps_, STREAM_BYTES // per_step))
+        return Stream(self, sources, steps_, n, names, size)
+
+
+STREAM_BYTES = 1 << 24
+"""Bytes of signals one chunk of a streamed run may hold (input, widest node, recordings)."""
+
+
+def _memory_per_step(g: Graph, n: int, names: list[str]) -> int:
+    """Bytes a whole-sequence run holds per step: the float64 inputs, a few copies of the
+    widest signal, the recorded outputs (float64 while running, int32 when exported)."""
+    def size(node: Op) -> int:
+        return int(np.prod(node.shape or (), dtype=np.int64))
+    widest = max((size(node) for node in g), default=1)
+    inputs = sum(size(node) for node in g.inputs)
+    return n * (8 * inputs + 12 * sum(size(g[m]) for m in names)) + 4 * 8 * widest * min(n, 64)
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""
+
+
+class Stream:
+    """A streamed run (:meth:`Simulator.stream`): iterate it for the chunks.
+
+    Each chunk is a dict from recorded node name to its int32 output (float32 for the raw
+    input) for the chunk's steps, **time-major**: ``[t, N, *shape]`` (batch axis always
+    present).  ``steps``, ``n``, ``batched``, ``names`` and ``shapes`` (per-sample shape by
+    name) describe the whole output, known before the first chunk runs.  A stream runs once.
+    """
+
+    def __init__(self, sim: Simulator, sources: dict[str, _Source], steps: int, n: int,
+                 names: list[str], chunk_steps: int):
+        self.sim, self.sources = sim, sources
+        self.steps, self.n, self.names, self.chunk_steps = steps, n, names, chunk_steps
+        self.batched = any(src.batched for src in sources.values())
+        self.shapes = {m: tuple(sim.g[m].shape or ()) for m in names}
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        sim = self.sim
+        for kernel in sim.kernels.values():
+            kernel.start(self.n)
+        checks = (sim.target, sim.messengers)
+        for t0 in range(0, self.steps, self.chunk_steps):
+            t1 = min(self.steps, t0 + self.chunk_steps)
+            data = {k: src.window(t0, t1) for k, src in self.sources.items()}
+            values = _Run(sim.g, data, sim.kernels, sim.units, checks, self.names, 0, True,
+                          t0).run()
+            yield {m: _export_time_major(values[m]) for m in self.names}
+
+
+def _export_time_major(sig: Sig) -> np.ndarray:
+    """A chunk's signal as int32 (float32 for the raw input), time-major."""
+    return sig.re.astype(np.float32) if sig.e is None else \
+        sig.re.astype(np.int64).astype(np.int32)
 
 
 def simulate(g: Graph, x: Any, steps: int | None = None,

@@ -62,7 +62,7 @@ def _lava(py: Path, netx_run: Path, net: Path, inp: Path, out: Path, layers: Pat
 
 
 def _compare(net: Path, inp: Path, lava_out: Path, lava_layers: Path) -> str:
-    from slayerc.runtime.fixed_point import run_netlist
+    from slayerc.driver import run_netlist
 
     x = np.load(inp)
     shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
@@ -114,6 +114,10 @@ def main() -> int:
     long_in = tmp / "long_8.npy"  # a 150-step axonal delay split into relay layers
     np.save(long_in, (np.random.default_rng(1).random((8, 260)) < 0.3).astype(np.float32))
     jobs.append(("compile 150-step delay (legalize-delay)", _long_delay, long_in, 260))
+    pool_in = tmp / "pool_delay_2x16x16.npy"  # per-channel conv delays moved through pools
+    np.save(pool_in, (np.random.default_rng(2).random((2, 16, 16, 200)) < 0.3).astype(
+        np.float32))
+    jobs.append(("compile Pool-Conv(delays)-Pool-Dense(delays<=130)", _pool_delays, pool_in, 200))
     kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
     np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
     jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
@@ -205,6 +209,27 @@ def _long_delay():
     g = trace(net, torch.zeros(1, 8, 260))
     delays = np.array([2, 30, 60, 100, 150, 149], np.float64)
     return _compiled(g.replace(params={**g.params, "0.delay": delays}))
+
+
+def _pool_delays():
+    """Pool → Conv(delays) → Pool → Dense(delays up to 130) → Dense (issue 16): the conv delay
+    moves through the pool (a per-channel op) onto the dense layer; the long ones get relays."""
+    import slayerc.slayer as slayer
+    from slayerc.frontend.trace import trace
+
+    torch.manual_seed(0)
+    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}
+    net = torch.nn.Sequential(
+        slayer.block.cuba.Pool(p, 2),
+        slayer.block.cuba.Conv(p, 2, 6, 3, padding=1, weight_scale=3, delay=True),
+        slayer.block.cuba.Pool(p, 2),
+        slayer.block.cuba.Flatten(),
+        slayer.block.cuba.Dense(p, 96, 8, weight_scale=3, delay=True),
+        slayer.block.cuba.Dense(p, 8, 4, weight_scale=3))
+    g = trace(net, torch.zeros(1, 2, 16, 16, 200))
+    d = {"1.delay": np.full(6, 7.0),  # one delay for all channels: per-channel ones need Lava form
+         "4.delay": np.array([9, 2, 22, 106, 85, 119, 65, 130], np.float64)}
+    return _compiled(g.replace(params={**g.params, **d}))
 
 
 def _recurrent_kwta():

@@ -1,8 +1,11 @@
 """Moving an axonal delay downstream onto the next dense layer (a helper of ``legalize-delay``).
 
 Not a pass.  A delay commutes with ``axon.shift``, with ``tensor.flatten`` (per-channel delays
-repeat over H·W) and with a neuron that has no bias and no carried-over state (at rest with no
-input it stays at rest, so delaying its input delays its output).  An equal delay on every input
+repeat over H·W), with a neuron that has no bias and no carried-over state (at rest with no
+input it stays at rest, so delaying its input delays its output), and, when it is the same for
+every neuron of a channel, with a per-channel linear synapse without bias: a sum pool or a
+depthwise conv (the form ``lower-pool`` gives a pool), since ``Σ_window x_c[t − d_c] =
+(Σ_window x_c)[t − d_c]``.  An equal delay on every input
 of a ``synapse.dense`` without bias commutes with it too, so it can join the dense layer's own
 output delay; unequal delays stay on the input side, which netx holds per column only in Lava's
 layer form (``axon.shift → axon.delay → synapse.dense``).
@@ -32,12 +35,15 @@ def move_to_dense(rw: Rewriter, node: Op, host: Op, target: str, d: np.ndarray) 
         user = rw.only_user(cur.name)
         if user is None or user.OP == "synapse.dense":
             break
-        if not _passable(user):
+        if not _passable(user, rw):
             raise PassError(f"{why}, and it cannot move past {user.describe()} to a dense "
-                            "layer (only axon.shift, tensor.flatten and neurons without bias "
-                            "commute with it); remove the delay or use target slayerc")
+                            "layer (only axon.shift, tensor.flatten, neurons without bias and "
+                            "per-channel pools / depthwise convs without bias commute with it); "
+                            "remove the delay or use target slayerc")
         if user.OP == "tensor.flatten":
             per = per if per.ndim == 0 else _per_feature(per, cur.shape or ())
+        elif user.OP in CHANNELWISE:
+            per = _per_channel(per, cur.shape or (), user, why)
         prev = cur = user
     if user is None:
         raise PassError(f"{why}, and no single dense layer follows it; remove the delay or use "
@@ -48,11 +54,39 @@ def move_to_dense(rw: Rewriter, node: Op, host: Op, target: str, d: np.ndarray) 
     return _place_columns(rw, node, user, prev if prev is not node else None, per, why)
 
 
-def _passable(n: Op) -> bool:
+CHANNELWISE = frozenset({"synapse.pool", "synapse.conv"})
+
+
+def _passable(n: Op, rw: Rewriter | None = None) -> bool:
     if n.OP in PASSABLE:
         return True
+    if n.OP in CHANNELWISE:
+        return rw is not None and _channelwise(n, rw)
     return (n.OP in ops.NEURON_OPS and getattr(n, "bias", None) is None
             and not getattr(n, "persistent", False))
+
+
+def _channelwise(n: Op, rw: Rewriter) -> bool:
+    """A synapse whose output channel ``c`` reads input channel ``c`` alone, with no bias: a
+    sum pool, or a depthwise conv (one input channel per group, one output per group)."""
+    if getattr(n, "bias", None) is not None or getattr(n, "weight_imag", None) is not None:
+        return False
+    if n.OP == "synapse.pool":
+        return True  # shape inference refuses pools whose windows read two channels
+    w = rw.params[n.weight.name].shape  # type: ignore[union-attr]
+    return w[1] == 1 and w[0] == getattr(n, "groups", 1)
+
+
+def _per_channel(d: np.ndarray, shape: tuple[int, ...], user: Op, why: str) -> np.ndarray:
+    """Delays as one per channel, to pass a per-channel synapse (which mixes H and W)."""
+    if d.ndim <= 1:
+        return d
+    flat = d.reshape(d.shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise PassError(f"{why}, and its delays differ within a channel, so they cannot move "
+                        f"past {user.describe()}, which mixes the neurons of a channel; use one "
+                        "delay per channel, remove the delay or use target slayerc")
+    return flat[:, 0]
 
 
 def _per_feature(d: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -99,3 +99,59 @@ def test_unequal_conv_delays_before_a_slayer_form_dense_are_rejected():
         PassManager.from_string("legalize-delay").run(g)
     out = PassManager.from_string("legalize-delay{target=slayerc}").run(g)
     assert out["cd"].max_delay == 62
+
+
+def _pool_conv_net():
+    """Pool → Conv(delays) → Pool → Flatten → Dense(delays) → Dense, as NMNIST models are."""
+    torch.manual_seed(0)
+    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}
+    return torch.nn.Sequential(
+        slayer.block.cuba.Pool(p, 2),
+        slayer.block.cuba.Conv(p, 2, 6, 3, padding=1, weight_scale=3, delay=True),
+        slayer.block.cuba.Pool(p, 2),
+        slayer.block.cuba.Flatten(),
+        slayer.block.cuba.Dense(p, 96, 8, weight_scale=3, delay=True),
+        slayer.block.cuba.Dense(p, 8, 4, weight_scale=3))
+
+
+def _with_delays(conv_delay, dense_delay):
+    g = trace(_pool_conv_net(), torch.zeros(1, 2, 16, 16, 160))
+    return g.replace(params={**g.params, "1.delay": np.asarray(conv_delay, np.float64),
+                             "4.delay": np.asarray(dense_delay, np.float64)})
+
+
+def _up_to_legalize_delay(g):
+    from slayerc.passes.pipelines import default_pipeline
+
+    full = default_pipeline("loihi2", True)
+    return PassManager.from_string(full[:full.index("legalize-delay")].rstrip(",")).run(g)
+
+
+def test_conv_delay_moves_through_pools_exactly_and_compiles_for_loihi2(tmp_path):
+    """A conv block's delay commutes with the sum pool after it (a per-channel linear op, as a
+    depthwise conv after lower-pool), so it reaches the dense layer: the result is exact and
+    writes a loihi2 netlist; the dense layer's own delays up to 130 get relays (the same net
+    runs in netx + Lava equal to slayerc: tools/lavaref_check.py)."""
+    from slayerc.driver import save
+
+    g = _up_to_legalize_delay(_with_delays(np.full(6, 7.0),
+                                           [9, 2, 22, 106, 85, 119, 65, 130]))
+    after = PassManager.from_string("legalize-delay{max=62,target=loihi2}").run(g)
+    assert not [n for n in after if n.OP == "axon.delay" and after.users(n.name)
+                and after.users(n.name)[0].OP == "synapse.conv"]
+    x = (torch.rand(2, 2, 16, 16, 160, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    want = interpret(g, x)
+    assert want.sum() > 0 and torch.equal(interpret(after, x), want)
+    final = PassManager.from_string("legalize-quant{target=loihi2}").run(after)
+    save(final, tmp_path / "pool_delay.net")
+    assert (tmp_path / "pool_delay.net").stat().st_size > 0
+
+
+def test_per_neuron_delays_that_differ_within_a_channel_do_not_pass_a_pool():
+    g = _up_to_legalize_delay(_with_delays(np.full(6, 3.0), np.zeros(8)))
+    d = np.zeros((6, 8, 8))
+    d[0, 0, 0] = 5  # one neuron of channel 0 waits longer: pooling would mix it
+    node = next(n for n in g if n.OP == "axon.delay" and n.shape == (6, 8, 8))
+    g = g.replace(params={**g.params, node.delay.name: d})
+    with pytest.raises(PassError, match="differ within a channel"):
+        PassManager.from_string("legalize-delay{max=62,target=loihi2}").run(g)

@@ -7,6 +7,7 @@ the Python traceback as well.  Usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -174,43 +175,85 @@ def _progress(total: int, show: bool) -> Callable[[str], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Simulate a netlist bit-accurately in fixed point on an .npy input."""
-    from slayerc.driver import run_netlist
+    """Simulate a netlist bit-accurately in fixed point on an .npy input, streamed to files."""
+    from slayerc.driver import check_outputs, run_netlist_to
 
+    outputs = [args.output] + ([args.all_layers] if args.all_layers else [])
+    check_outputs(outputs, [args.netlist, args.input])
     x = _load_npy(args.input)
-    got = run_netlist(args.netlist, x, steps=args.steps, all_layers=bool(args.all_layers),
-                      input_shape=args.input_shape, target=args.target)
-    out, layers = got if args.all_layers else (got, None)
-    _save_atomic(args.output, lambda f: np.save(f, out))
-    if layers is not None:
-        _save_atomic(args.all_layers, lambda f: np.savez_compressed(f, **layers))
+    bar = _step_bar(not args.quiet and sys.stderr.isatty())
+    try:
+        shape, dtype, nonzero = run_netlist_to(
+            args.netlist, x, args.output, args.all_layers, steps=args.steps,
+            input_shape=args.input_shape, target=args.target, progress=bar)
+    except MemoryError:
+        raise SlayerError(f"ran out of memory simulating {args.netlist} (one chunk of steps of "
+                          "every sample, the network's widest layer and the recorded layers "
+                          "must fit): give fewer samples per input file or record fewer "
+                          "layers; nothing was written") from None
+    finally:
+        bar(-1, 0)
     if not args.quiet:
-        shape = ", ".join(map(str, out.shape))
-        print(f"wrote {args.output}: {out.dtype}[{shape}], {np.count_nonzero(out)} nonzero "
-              f"outputs (spikes or messages) over {out.shape[-1]} steps")
+        print(f"wrote {args.output}: {dtype}[{', '.join(map(str, shape))}], {nonzero} nonzero "
+              f"outputs (spikes or messages) over {shape[-1]} steps")
     return 0
 
 
-def _save_atomic(path: str, write: Callable) -> None:
-    """Write through a temporary file in the same folder, then rename: no half files."""
-    from slayerc.ir.serialize import atomic_write
+def _step_bar(show: bool) -> Callable[[int, int], None]:
+    """``progress(done, total)`` drawing a tqdm bar of simulated steps on stderr (a TTY);
+    ``progress(-1, 0)`` closes it."""
+    if not show:
+        return lambda done, total: None
+    from tqdm import tqdm
 
-    def to_file(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            write(f)
-    try:
-        atomic_write(path, to_file)
-    except OSError as e:
-        raise SlayerError(f"{path}: cannot write ({e.strerror})") from None
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if done < 0:
+            if bar is not None:
+                bar.close()
+            return
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, file=sys.stderr, unit="step",
+                                      unit_scale=True, leave=False)
+        bar.update(done - bar.n)
+    return update
 
 
 def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise SlayerError(f"{path}: no such file") from None
-    except (ValueError, OSError) as e:
-        raise SlayerError(f"{path}: not a .npy array file ({str(e).split('.')[0]})") from None
+    """The array of a ``.npy`` file, memory-mapped (read as the simulation streams).
+
+    Only a regular file is opened (a FIFO or device would block or never end), and the header's
+    shape and dtype must account for exactly the bytes the file holds, so a header claiming
+    10^12 elements is an error, not an allocation.
+    """
+    from slayerc.ir.fileio import open_regular
+
+    with open_regular(path, "input array (.npy)", SlayerError) as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+        except (ValueError, OSError, SyntaxError) as e:
+            raise SlayerError(f"{path}: not a .npy array file ({str(e).split('.')[0]}); save "
+                              "it with numpy.save") from None
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise SlayerError(f"{path}: holds {dtype} values; the input must be a numeric "
+                              "array (spikes or values, float or int)")
+        offset = f.tell()
+        count = int(np.prod(shape, dtype=object))
+        need = count * dtype.itemsize
+        if need != size - offset:
+            raise SlayerError(f"{path}: the header declares {list(shape)} {dtype} values "
+                              f"({need} bytes), but the file holds {size - offset} bytes of "
+                              "data; the file is truncated or not written by numpy.save")
+        if count == 0:
+            return np.zeros(shape, dtype)
+        return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape,
+                         order="F" if fortran else "C")
 
 
 def _reader_options(args: argparse.Namespace) -> dict:

@@ -223,3 +223,185 @@ def run_netlist(path: str | os.PathLike, x: Any, steps: int | None = None,
     if not all_layers:
         return out
     return out, {f"layer{k}": res[name] for k, name in enumerate(layers)}
+
+
+# ------------------------------------------------------------------------- streamed runs
+
+
+def check_outputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLike]) -> None:
+    """Refuse an output path that is one of the inputs or another output of the same command
+    (through symlinks and hard links too): writing it would lose data or keep only one."""
+    def same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return False
+    for i, out in enumerate(outputs):
+        for other in inputs:
+            if same(out, other):
+                raise SlayerError(f"{out}: is also an input of this command ({other}); write "
+                                  "the output to another path")
+        for other in outputs[:i]:
+            if same(out, other):
+                raise SlayerError(f"{out}: given as two outputs of one command (also "
+                                  f"{other}); give each output its own path")
+
+
+def run_netlist_to(path: str | os.PathLike, x: Any, output: str | os.PathLike,
+                   all_layers: str | os.PathLike | None = None, steps: int | None = None,
+                   input_shape: tuple[int, ...] | None = None,
+                   target: str | Target | None = "loihi2",
+                   progress: Callable[[int, int], None] | None = None) -> tuple[tuple, str, int]:
+    """:func:`run_netlist`, streamed into files: ``slayerc run``.
+
+    The simulation runs in chunks of steps (:meth:`Simulator.stream`: state carried, memory
+    independent of the number of steps); each chunk is appended to the output ``.npy`` (and,
+    with ``all_layers``, to one temporary ``.npy`` per layer, zipped into the ``.npz`` at the
+    end) as it is made.  The arrays are written in Fortran order (time-major bytes, so chunks
+    append); ``np.load`` returns the same values as :func:`run_netlist`.  Both files are put in
+    place together, only when the whole run succeeded (``atomic_write_many``).
+    ``progress(done, total)`` is called after each chunk.  Returns the output's shape, dtype
+    name and nonzero count.
+    """
+    from slayerc.ir.fileio import atomic_write_many
+    from slayerc.runtime.fixed.simulator import Simulator
+
+    g = _load_for(path, x, input_shape)
+    layers = layer_nodes(g) if all_layers is not None else []
+    stream = Simulator(g, target).stream(x, steps, record=layers)
+    out_name = g.outputs[0].name
+    _check_disk([(output, [out_name])] + ([(all_layers, layers)] if layers else []), stream)
+    side = _SideFiles(all_layers, layers) if layers else None
+    summary: dict[str, Any] = {}
+
+    def write_main(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            files_ = {out_name: f, **(side.open() if side else {})}
+            _write_stream(stream, files_, summary, progress)
+    jobs: list[tuple[str | os.PathLike, Callable[[str], None]]] = [(output, write_main)]
+    if side is not None:
+        jobs.append((all_layers, side.zip_into))  # type: ignore[arg-type]
+    try:
+        atomic_write_many(jobs)
+    finally:
+        if side is not None:
+            side.remove()
+    return summary["shape"], summary["dtype"], summary["nonzero"]
+
+
+def _check_disk(outs: list[tuple[Any, list[str]]], stream: Any) -> None:
+    """Refuse outputs that cannot fit on their file system, before running (an output to a
+    device or FIFO is not checked)."""
+    import shutil
+    import stat
+
+    for path, names in outs:
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                continue
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        elems = sum(int(np.prod(stream.shapes[m], dtype=np.int64)) for m in names)
+        need = stream.steps * stream.n * elems * 4 * (2 if len(names) > 1 else 1)
+        folder = os.path.dirname(os.path.realpath(path)) or "."
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        if need > free:
+            raise SlayerError(f"{path}: {stream.steps} steps of {stream.n} sample(s) of "
+                              f"{', '.join('%' + m for m in names)} need about {_gib(need)} on "
+                              f"disk, but {folder} has {_gib(free)} free; run fewer steps or "
+                              "record fewer layers")
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / (1 << 30):.3g} GiB" if nbytes >= 1 << 30 else \
+        f"{nbytes / (1 << 20):.3g} MiB"
+
+
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """The ``.npy`` header of a Fortran-order array (time-major bytes, appendable per chunk)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                               "fortran_order": True, "shape": shape})
+    return buf.getvalue()
+
+
+def _write_stream(stream: Any, files_: dict[str, Any], summary: dict[str, Any],
+                  progress: Callable[[int, int], None] | None) -> None:
+    """Run the stream, appending each chunk to its file (headers before the first chunk)."""
+    done, nonzero, first = 0, 0, True
+    out_name = next(iter(files_))
+    for chunk in stream:
+        for name, f in files_.items():
+            arr = chunk[name]
+            if first:
+                per = stream.shapes[name]
+                shape = ((stream.n,) if stream.batched else ()) + per + (stream.steps,)
+                f.write(_npy_header(shape, arr.dtype))
+                if name == out_name:
+                    summary.update(shape=shape, dtype=arr.dtype.name)
+            # [t, N, *shape] -> C-order [t, *reversed(shape), N]: Fortran order of [N, *shape, T]
+            f.write(np.ascontiguousarray(arr.transpose(0, *range(arr.ndim - 1, 0, -1))).data)
+        nonzero += int(np.count_nonzero(chunk[out_name]))
+        first = False
+        done += len(chunk[out_name])
+        if progress is not None:
+            progress(done, stream.steps)
+    summary["nonzero"] = nonzero
+
+
+class _SideFiles:
+    """The per-layer temporary ``.npy`` files of a streamed ``--all-layers`` recording, next to
+    the ``.npz`` they are zipped into (deterministic bytes: fixed member dates)."""
+
+    def __init__(self, npz: str | os.PathLike, layers: list[str]):
+        import tempfile
+
+        folder = os.path.dirname(os.path.realpath(npz)) or "."
+        try:
+            self.dir = tempfile.mkdtemp(prefix=".slayerc-layers.", dir=folder)
+        except OSError:
+            self.dir = tempfile.mkdtemp(prefix="slayerc-layers.")
+        self.paths = {m: os.path.join(self.dir, f"layer{k}.npy") for k, m in enumerate(layers)}
+        self.handles: list[Any] = []
+
+    def open(self) -> dict[str, Any]:
+        """Open every layer file for writing (closed by :meth:`zip_into` / :meth:`remove`)."""
+        out = {m: open(p, "wb") for m, p in self.paths.items()}  # noqa: SIM115
+        self.handles = list(out.values())
+        return out
+
+    def close(self) -> None:
+        """Close the layer files."""
+        for f in self.handles:
+            f.close()
+        self.handles = []
+
+    def zip_into(self, tmp: str) -> None:
+        """Write the ``.npz`` (deflated members ``layerK.npy``) at ``tmp``."""
+        import shutil
+        import zipfile
+
+        self.close()
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in self.paths.values():
+                info = zipfile.ZipInfo(os.path.basename(path), date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+
+    def remove(self) -> None:
+        """Delete the temporary folder."""
+        import shutil
+
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,727 @@
+"""NIR importer: a NIR graph (the ``nir`` package, ``.nir`` files) to an IR :class:`Graph`.
+
+NIR's neurons are continuous-time ODEs; the IR's are discrete-time.  :func:`from_nir` discretises
+them with a time step ``dt`` (seconds, default :data:`DEFAULT_DT` = 1e-4, snnTorch's export step;
+a graph written by :mod:`slayerc.backends.nir_export` carries its own ``dt`` in its metadata, which
+wins over the default but not over an explicit ``dt``).  Every primitive, its equation, its
+discretisation, the reset rule, the threshold comparison and the step at which its input reaches
+its output are listed in ``docs/nir.md``; in short, per step ``t`` (forward Euler, the current
+updated before the voltage, as snnTorch's ``Synaptic`` and the IR's ``neuron.cuba``):
+
+* ``CubaLIF``: ``I[t] = (1 − dt/τs) I[t−1] + g_u x[t]``, ``v[t] = (1 − dt/τm) v[t−1] + (dt/τm)
+  (v_leak + r I[t])``; ``z[t] = v[t] > θ``, then ``v[t] = v_reset``.  ``g_u = dt·w_in/τs``
+  (``convention="norse"``: ``g_u = w_in``, Norse's ``LIFCell`` adds its input to the current
+  undecayed).  ``LIF`` is the same without the current (``I[t] = x[t]``), ``IF`` without the leak,
+  ``Threshold`` without memory.  They all become ``neuron.cuba`` with ``current_decay = dt/τs``
+  (1 without a current), ``voltage_decay = dt/τm`` (0 for IF), and the IR's voltage measured in
+  units of the input gain ``G = g_u·g_v`` (``g_v = dt·r/τm``), relative to ``v_reset``:
+  ``threshold = (θ − v_reset)/G``, ``bias = (dt/τm)(v_leak − v_reset)/G``.  Exact, except that a
+  ``v_reset ≠ 0`` shifts the initial voltage (the IR starts at 0, i.e. at ``v_reset``): an
+  approximation that is warned about, or refused with ``approximate=False``.
+* ``Affine``/``Linear`` → ``synapse.dense``, ``Conv2d`` → ``synapse.conv``, ``Conv1d`` →
+  ``tensor.reshape`` + ``synapse.conv`` (kernel ``1×k``) + ``tensor.reshape``, ``SumPool2d`` /
+  ``AvgPool2d`` → ``synapse.pool`` (ones, or ``1/(kH·kW)``), ``Flatten`` → ``tensor.flatten`` (or
+  ``tensor.reshape`` for a partial flatten), ``Scale`` → ``tensor.affine`` (uniform) or a diagonal
+  ``synapse.dense`` (1-d), ``Delay`` → ``axon.shift`` (uniform) or ``axon.delay`` (``delay/dt``
+  steps), ``I`` (integrator) → ``dendrite.sigma`` + ``tensor.affine`` (``dt·r``).
+* Several edges into one node are summed (``tensor.add``).  A cycle is cut at its back edge (found
+  by a depth-first walk from the inputs, edges in file order) with an ``axon.shift`` of one step:
+  a recurrent connection delivers the spikes of step ``t−1`` at step ``t``.  Nested ``NIRGraph``
+  nodes are inlined (``sub.node`` → ``sub_node``); an edge may name a subgraph (its only
+  ``Input``/``Output``) or one of its nodes (``sub.input``).
+
+Every problem is a :class:`~slayerc.errors.FrontendError` of one line naming the file, the NIR
+node and its type, the offending value, and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slayerc.errors import FrontendError, SlayerError
+from slayerc.ir import ops
+from slayerc.ir.core import Graph, GraphBuilder, Loc, ShapeProblem, sanitize
+
+DEFAULT_DT = 1e-4
+"""Default time step (seconds): snnTorch's NIR export step (Norse uses 1e-3: pass ``dt=1e-3``)."""
+CONVENTIONS = ("euler", "norse")
+
+
+class NirApproximationWarning(UserWarning):
+    """An imported NIR node is only approximated by the IR (e.g. ``v_reset ≠ 0``)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Importer options.
+
+    Attributes:
+        dt: time step in seconds (None: the file's ``metadata['dt']`` or :data:`DEFAULT_DT`).
+        convention: ``"euler"`` (NIR's equations, forward Euler: snnTorch) or ``"norse"`` (the
+            synaptic current takes its input undecayed, as Norse's ``LIFCell``).
+        approximate: accept approximations with a warning (False: refuse them with an error).
+    """
+
+    dt: float | None = None
+    convention: str = "euler"
+    approximate: bool = True
+
+
+def load_nir(path: str | os.PathLike, *, dt: float | None = None, convention: str = "euler",
+             approximate: bool = True) -> Graph:
+    """Read a ``.nir`` file into an IR graph (see the module docstring for the options)."""
+    nir = _nir()
+    where = os.fspath(path)
+    if not os.path.isfile(where):
+        raise FrontendError(f"{where}: no such NIR file")
+    try:
+        graph = nir.read(where)
+    except Exception as e:  # noqa: BLE001  (h5py/nir raise anything on a bad file)
+        raise FrontendError(f"{where}: not a readable NIR file ({type(e).__name__}: "
+                            f"{_one_line(e)}); write it with nir.write") from None
+    return from_nir(graph, dt=dt, convention=convention, approximate=approximate, source=where)
+
+
+def from_nir(graph: Any, *, dt: float | None = None, convention: str = "euler",
+             approximate: bool = True, source: str = "<nir>") -> Graph:
+    """Convert a ``nir.NIRGraph`` (or a single node) to a verified IR graph with shapes."""
+    nir = _nir()
+    if not isinstance(graph, nir.NIRGraph):
+        if not isinstance(graph, nir.NIRNode):
+            raise FrontendError(f"{source}: expected a nir.NIRGraph, got {type(graph).__name__}")
+        graph = nir.NIRGraph.from_list(graph)
+    if dt is None:
+        dt = _metadata_dt(graph)
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise FrontendError(f"{source}: dt must be a positive number of seconds, got {dt!r}")
+    if convention not in CONVENTIONS:
+        raise FrontendError(f"{source}: unknown convention {convention!r}; use one of "
+                            f"{', '.join(CONVENTIONS)}")
+    opts = Options(float(dt), convention, approximate)
+    nodes, edges = _inline(graph, source)
+    try:
+        return _Importer(nodes, edges, opts, source).run()
+    except SlayerError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+        raise FrontendError(f"{source}: malformed NIR graph ({type(e).__name__}: "
+                            f"{_one_line(e)})") from None
+
+
+def _nir() -> Any:
+    try:
+        import nir
+    except ImportError:
+        raise FrontendError("reading NIR needs the 'nir' package: pip install "
+                            "'slayerc[nir]'") from None
+    return nir
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+def _metadata_dt(graph: Any) -> float:
+    meta = getattr(graph, "metadata", None) or {}
+    value = meta.get("dt") if isinstance(meta, dict) else None
+    try:
+        return float(np.asarray(value).reshape(())) if value is not None else DEFAULT_DT
+    except (TypeError, ValueError):
+        return DEFAULT_DT
+
+
+# ------------------------------------------------------------------------------- inlining
+
+
+def _inline(graph: Any, source: str, prefix: str = "") -> tuple[dict[str, Any], list]:
+    """Flatten nested graphs: ``{full name: node}`` and edges between full names.
+
+    A subgraph's own Input/Output nodes stay as ``wire`` nodes (dissolved later); an edge
+    naming a subgraph goes to its only Input (from its only Output).
+    """
+    nir = _nir()
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    if not isinstance(graph.nodes, dict):
+        raise FrontendError(f"{source}: graph {prefix or '<top>'} has no node table")
+    subs: dict[str, Any] = {}
+    for key, node in graph.nodes.items():
+        full = f"{prefix}{key}"
+        if isinstance(node, nir.NIRGraph):
+            inner, inner_edges = _inline(node, source, full + ".")
+            nodes.update(inner)
+            edges += inner_edges
+            subs[key] = node
+        else:
+            nodes[full] = node
+    for edge in graph.edges or ():
+        if not (isinstance(edge, (tuple, list)) and len(edge) == 2):
+            raise FrontendError(f"{source}: edge {edge!r} is not a (source, target) pair")
+        src = _port(str(edge[0]), subs, nir.Output, prefix, nodes, source)
+        dst = _port(str(edge[1]), subs, nir.Input, prefix, nodes, source)
+        edges.append((src, dst))
+    return nodes, edges
+
+
+def _port(name: str, subs: dict, kind: type, prefix: str, nodes: dict, source: str) -> str:
+    full = f"{prefix}{name}"
+    if full in nodes:
+        return full
+    if name in subs:
+        ports = [k for k, v in subs[name].nodes.items() if isinstance(v, kind)]
+        if len(ports) != 1:
+            raise FrontendError(f"{source}: edge names subgraph '{full}', which has "
+                                f"{len(ports)} {kind.__name__} nodes; name one ('{full}.x')")
+        return f"{full}.{ports[0]}"
+    raise FrontendError(f"{source}: an edge names node '{full}', which does not exist; "
+                        "fix the edge list")
+
+
+# ------------------------------------------------------------------------------- the walk
+
+
+class _Importer:
+    """One conversion: order the nodes, cut cycles, emit IR nodes with shapes."""
+
+    def __init__(self, nodes: dict[str, Any], edges: list, opts: Options, source: str):
+        self.nir = _nir()
+        self.opts = opts
+        self.source = source
+        self.nodes = nodes
+        self.edges = _dissolve_wires(nodes, edges, self.nir, prefixed=True)
+        self.b = GraphBuilder("main")
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.names = self._final_names()
+
+    # -- naming --------------------------------------------------------------------------
+    def _final_names(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        used: set[str] = set()
+        for key in self.nodes:
+            base = sanitize(key.replace(".", "_"))
+            name, i = base, 1
+            while name in used:
+                name, i = f"{base}_{i}", i + 1
+            names[key] = name
+            used.add(name)
+        self.reserved = used
+        return names
+
+    def helper(self, base: str) -> str:
+        """A fresh name for a node the conversion adds (never a reserved final name)."""
+        name, i = sanitize(base), 1
+        while name in self.reserved or name in self.b.nodes:
+            name, i = f"{sanitize(base)}_{i}", i + 1
+        return name
+
+    def describe(self, key: str) -> str:
+        return f"{self.source}: node '{key}' ({type(self.nodes[key]).__name__})"
+
+    def fail(self, key: str, msg: str) -> FrontendError:
+        return FrontendError(f"{self.describe(key)}: {msg}")
+
+    # -- graph order -----------------------------------------------------------------------
+    def run(self) -> Graph:
+        order, back = self._order()
+        preds: dict[str, list[str]] = {k: [] for k in self.nodes}
+        for src, dst in self.edges:
+            preds[dst].append(src)
+        for key in order:
+            self._emit(key, preds[key], back)
+        g = self.b.build()
+        from slayerc.ir.shapes import infer_shapes  # the IR's own check of what was built
+        try:
+            return infer_shapes(g)
+        except SlayerError as e:
+            raise FrontendError(f"{self.source}: the imported graph does not verify: "
+                                f"{_one_line(e)}") from None
+
+    def _order(self) -> tuple[list[str], set[tuple[str, str]]]:
+        succ: dict[str, list[str]] = {k: [] for k in self.nodes}
+        has_in = set()
+        for src, dst in self.edges:
+            succ[src].append(dst)
+            has_in.add(dst)
+        roots = [k for k, v in self.nodes.items() if isinstance(v, self.nir.Input)]
+        if not roots:
+            raise FrontendError(f"{self.source}: the graph has no Input node")
+        for k, v in self.nodes.items():
+            if k not in has_in and not isinstance(v, self.nir.Input):
+                raise self.fail(k, "has no incoming edge; connect it or remove it")
+        post, back = _dfs(roots, succ)
+        missing = [k for k in self.nodes if k not in post]
+        if missing:
+            raise self.fail(missing[0], "is not reachable from any Input; add the missing edge")
+        if not any(isinstance(self.nodes[k], self.nir.Output) for k in post):
+            raise FrontendError(f"{self.source}: the graph has no Output node")
+        cut = {self._move_cut(u, v, succ) for u, v in back}
+        forward = {k: [d for d in succ[k] if (k, d) not in cut] for k in succ}
+        fed = {d for k in forward for d in forward[k]}
+        post, again = _dfs([k for k in self.nodes if k not in fed], forward)
+        assert not again, again  # every cycle is cut
+        return post[::-1], cut
+
+    def _move_cut(self, u: str, v: str, succ: dict[str, list[str]]) -> tuple[str, str]:
+        """Move a cycle's cut upstream past stateless synapses (``lif → w_rec → lif`` is cut
+        at ``lif → w_rec``): the one-step shift then carries the spikes, and a recurrent bias
+        acts from step 0 (as in snnTorch)."""
+        while type(self.nodes[u]).__name__ in _STATELESS and len(succ[u]) == 1:
+            preds = [s for s, d in self.edges if d == u]
+            if len(preds) != 1:
+                break
+            u, v = preds[0], u
+        return u, v
+
+    # -- emission --------------------------------------------------------------------------
+    def _emit(self, key: str, srcs: list[str], back: set[tuple[str, str]]) -> None:
+        node = self.nodes[key]
+        final = self.names[key]
+        loc = Loc(module=key, file=self.source)
+        if isinstance(node, self.nir.Input):
+            shape = self._input_shape(key, node)
+            self.add(key, ops.Input, final, [], shape=shape, loc=loc)
+            return
+        ins, shape = self._gather(key, srcs, back, loc)
+        x = ins[0]
+        if len(ins) > 1:
+            x = self.add(key, ops.Add, self.helper(f"{final}_sum"), ins, loc=loc)
+        if isinstance(node, self.nir.Output):
+            self._check_declared(key, node, "input", shape)
+            self.add(key, ops.Output, final, [x], loc=loc)
+            return
+        conv = _CONVERTERS.get(type(node).__name__)
+        if conv is None:
+            raise self.fail(key, "is not supported by slayerc's NIR importer; supported: "
+                                 f"{', '.join(sorted(_CONVERTERS))}, Input, Output, NIRGraph")
+        self._check_declared(key, node, "input", shape)
+        conv(self, key, node, x, shape, final, loc)
+
+    def _gather(self, key: str, srcs: list[str], back: set[tuple[str, str]],
+            loc: Loc) -> tuple[list[str], tuple[int, ...]]:
+        """The IR names feeding ``key`` (a one-step shift on a cut edge) and their shape."""
+        ins: list[str] = []
+        shape: tuple[int, ...] | None = None
+        for src in srcs:
+            if (src, key) in back:
+                sh = self.helper(f"{self.names[src]}_shift")
+                ins.append(self.add(key, ops.Shift, sh, [self.names[src]], steps=1, loc=loc,
+                                    shape_of=None))
+                declared = self._declared_out(src)
+                if declared is not None:
+                    self.shapes[sh] = declared
+                    shape = shape if shape is not None else declared
+            else:
+                ins.append(self.names[src])
+                shape = shape if shape is not None else self.shapes[self.names[src]]
+        if shape is None:
+            raise self.fail(key, "is fed only by a recurrent edge; it needs a forward input")
+        for i, name in enumerate(ins):
+            if name not in self.shapes:
+                self.shapes[name] = shape  # a shift closing a cycle: checked by infer_shapes
+            elif self.shapes[name] != shape:
+                raise self.fail(key, f"input {i} has shape {list(self.shapes[name])} but input "
+                                     f"0 has {list(shape)}; the summed edges must agree")
+        return ins, shape
+
+    def add(self, key: str, cls: type, name: str, inputs: list[str], *,
+            shape_of: Any = True, **attrs: Any) -> str:
+        """Add one IR node and infer its shape (a shape problem names the NIR node)."""
+        name = self.b.add(cls, name, inputs, **attrs)
+        op = self.b.nodes[name]
+        if shape_of is None:
+            return name
+        if cls is ops.Input:
+            self.shapes[name] = tuple(attrs["shape"])
+            return name
+        g = Graph(nodes={}, params=self.b.params)
+        try:
+            shape, _ = op.infer([(self.shapes[i], "f32") for i in inputs], g)
+        except ShapeProblem as e:
+            raise self.fail(key, f"{e}") from None
+        self.shapes[name] = tuple(int(s) for s in shape)
+        return name
+
+    def _declared_out(self, key: str) -> tuple[int, ...] | None:
+        """The output shape a node declares (for a recurrent edge read before it is built)."""
+        node = self.nodes[key]
+        shape = _type_shape(getattr(node, "output_type", None), "output")
+        if not shape:
+            for attr in ("v_threshold", "threshold", "tau", "tau_mem", "delay", "r"):
+                value = getattr(node, attr, None)
+                if value is not None and np.ndim(_numpy(value)) > 0:
+                    return tuple(np.shape(_numpy(value)))
+            return None
+        return shape
+
+    def _input_shape(self, key: str, node: Any) -> tuple[int, ...]:
+        shape = _type_shape(node.input_type, "input")
+        if shape is None:
+            shape = _type_shape(node.output_type, "output")
+        if shape is None or not shape or any(s < 1 for s in shape):
+            raise self.fail(key, f"needs a positive input shape, got {shape!r}")
+        return shape
+
+    def _check_declared(self, key: str, node: Any, port: str, shape: tuple[int, ...]) -> None:
+        declared = _type_shape(getattr(node, "input_type", None), port)
+        if declared is None or not declared or declared == shape:
+            return
+        if int(np.prod(declared)) == int(np.prod(shape)) and isinstance(node, self.nir.Output):
+            return
+        raise self.fail(key, f"declares input shape {list(declared)} but receives "
+                             f"{list(shape)}; the shapes of connected nodes must match")
+
+    # -- values ------------------------------------------------------------------------------
+    def array(self, key: str, node: Any, attr: str) -> np.ndarray:
+        """A parameter as a finite float64 array (a clear error for NaN/inf/non-numbers)."""
+        value = getattr(node, attr, None)
+        if value is None:
+            raise self.fail(key, f"has no '{attr}'")
+        try:
+            arr = np.asarray(_numpy(value), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise self.fail(key, f"'{attr}' is not numeric: {value!r}") from None
+        bad = ~np.isfinite(arr)
+        if attr.startswith("tau"):
+            bad = np.isnan(arr) | (arr == -np.inf)
+        if bad.any():
+            raise self.fail(key, f"'{attr}' holds {arr[bad].flat[0]!r}; give finite values")
+        return arr
+
+    def warn(self, key: str, msg: str) -> None:
+        if not self.opts.approximate:
+            raise self.fail(key, f"{msg} (refused: approximate=False)")
+        warnings.warn(f"{self.describe(key)}: {msg}", NirApproximationWarning, stacklevel=4)
+
+
+def _numpy(value: Any) -> Any:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def _type_shape(types: Any, port: str) -> tuple[int, ...] | None:
+    if not isinstance(types, dict):
+        return None
+    value = types.get(port)
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(_numpy(value)).reshape(-1)
+        if arr.size == 0 or arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)):
+            return None
+        return tuple(int(v) for v in arr)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dfs(roots: list[str], succ: dict[str, list[str]]) -> tuple[list[str], set]:
+    """Iterative DFS: (postorder, back edges)."""
+    post: list[str] = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    back: set[tuple[str, str]] = set()
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(succ[root]))]
+        while stack:
+            u, it = stack[-1]
+            v = next(it, None)
+            if v is None:
+                stack.pop()
+                state[u] = 2
+                post.append(u)
+            elif state.get(v) == 1:
+                back.add((u, v))
+            elif v not in state:
+                state[v] = 1
+                stack.append((v, iter(succ[v])))
+    return post, back
+
+
+def _dissolve_wires(nodes: dict[str, Any], edges: list, nir: Any, prefixed: bool) -> list:
+    """Remove the Input/Output nodes of inlined subgraphs, connecting through them."""
+    wires = [k for k, v in nodes.items() if "." in k and isinstance(v, (nir.Input, nir.Output))]
+    for w in wires:
+        ins = [s for s, d in edges if d == w]
+        outs = [d for s, d in edges if s == w]
+        edges = [(s, d) for s, d in edges if w not in (s, d)]
+        edges += [(s, d) for s in ins for d in outs]
+        del nodes[w]
+    return edges
+
+
+# ------------------------------------------------------------------------------- converters
+# Each converter: (importer, key, nir node, input IR name, input shape, final name, loc).
+
+
+def _dense(imp: _Importer, key, node, x, shape, final, loc, bias: bool) -> None:
+    w = imp.array(key, node, "weight").astype(np.float32)
+    if w.ndim != 2:
+        raise imp.fail(key, f"weight must be 2-d [out, in], got shape {list(w.shape)}")
+    if len(shape) != 1:
+        raise imp.fail(key, f"receives shape {list(shape)}; a dense layer needs a 1-d input "
+                            "(add a Flatten before it)")
+    attrs = {"weight": imp.b.param(f"{final}.weight", w)}
+    if bias:
+        bvec = imp.array(key, node, "bias").astype(np.float32)
+        if bvec.shape != (w.shape[0],):
+            raise imp.fail(key, f"bias has shape {list(bvec.shape)}, expected [{w.shape[0]}]")
+        attrs["bias"] = imp.b.param(f"{final}.bias", bvec)
+    imp.add(key, ops.Dense, final, [x], loc=loc, **attrs)
+
+
+def _ints(imp: _Importer, key: str, node: Any, attr: str, n: int, default: int) -> tuple:
+    value = getattr(node, attr, default)
+    if isinstance(value, str):
+        raise imp.fail(key, f"{attr}={value!r}: give explicit integers")
+    arr = np.asarray(_numpy(value)).reshape(-1)
+    if arr.size == 1:
+        arr = np.repeat(arr, n)
+    if arr.size != n or arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) \
+            or not np.all(arr == np.round(arr)):
+        raise imp.fail(key, f"'{attr}' must be {n} integers, got {value!r}")
+    return tuple(int(v) for v in arr)
+
+
+def _padding(imp: _Importer, key, node, n: int, kernel: tuple, dilation: tuple) -> tuple:
+    pad = getattr(node, "padding", 0)
+    if isinstance(pad, str):
+        if pad == "valid":
+            return (0,) * n
+        if pad == "same" and all((d * (k - 1)) % 2 == 0 for k, d in zip(kernel, dilation)):
+            return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+        raise imp.fail(key, f"padding={pad!r} with kernel {list(kernel)} is not a symmetric "
+                            "padding; give explicit integers")
+    return _ints(imp, key, node, "padding", n, 0)
+
+
+def _conv2d(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    w = imp.array(key, node, "weight").astype(np.float32)
+    if w.ndim != 4:
+        raise imp.fail(key, f"weight must be 4-d [out, in/groups, kH, kW], got {list(w.shape)}")
+    if len(shape) != 3:
+        raise imp.fail(key, f"receives shape {list(shape)}; Conv2d needs [C, H, W]")
+    _conv_common(imp, key, node, x, final, loc, w, 2, ops.Conv)
+
+
+def _conv_common(imp, key, node, x, final, loc, w, n, cls, extra=None) -> str:
+    stride = _ints(imp, key, node, "stride", n, 1)
+    dilation = _ints(imp, key, node, "dilation", n, 1)
+    padding = _padding(imp, key, node, n, tuple(w.shape[2:]) if n == 2 else (w.shape[-1],),
+                       dilation)
+    groups = int(getattr(node, "groups", 1) or 1)
+    if n == 1:
+        stride, dilation, padding = (1, *stride), (1, *dilation), (0, *padding)
+        w = w[:, :, None, :]
+    attrs: dict[str, Any] = {"weight": imp.b.param(f"{final}.weight", w), "stride": stride,
+                             "padding": padding, "dilation": dilation, "groups": groups}
+    b = getattr(node, "bias", None)
+    if b is not None and np.size(_numpy(b)) and np.any(np.asarray(_numpy(b)) != 0):
+        bvec = imp.array(key, node, "bias").astype(np.float32).reshape(-1)
+        if bvec.shape != (w.shape[0],):
+            raise imp.fail(key, f"bias has shape {list(bvec.shape)}, expected [{w.shape[0]}]")
+        attrs["bias"] = imp.b.param(f"{final}.bias", bvec)
+    name = final if extra is None else imp.helper(f"{final}_conv")
+    return imp.add(key, cls, name, [x], loc=loc, **attrs)
+
+
+def _conv1d(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    w = imp.array(key, node, "weight").astype(np.float32)
+    if w.ndim != 3:
+        raise imp.fail(key, f"weight must be 3-d [out, in/groups, k], got {list(w.shape)}")
+    if len(shape) != 2:
+        raise imp.fail(key, f"receives shape {list(shape)}; Conv1d needs [C, L]")
+    r = imp.add(key, ops.Reshape, imp.helper(f"{final}_in"), [x], to=(shape[0], 1, shape[1]),
+                loc=loc)
+    c = _conv_common(imp, key, node, r, final, loc, w, 1, ops.Conv, extra=True)
+    out = imp.shapes[c]
+    imp.add(key, ops.Reshape, final, [c], to=(out[0], out[2]), loc=loc)
+
+
+def _pool(imp: _Importer, key, node, x, shape, final, loc, average: bool) -> None:
+    if len(shape) != 3:
+        raise imp.fail(key, f"receives shape {list(shape)}; pooling needs [C, H, W]")
+    k = _ints(imp, key, node, "kernel_size", 2, 2)
+    s = _ints(imp, key, node, "stride", 2, 2) if getattr(node, "stride", None) is not None \
+        else k
+    p = _ints(imp, key, node, "padding", 2, 0)
+    want = tuple((shape[i + 1] + 2 * p[i] - k[i]) // s[i] + 1 for i in range(2))
+    kernel = np.full((1, 1, *k), 1.0 / (k[0] * k[1]) if average else 1.0, np.float32)
+    name = imp.add(key, ops.Pool, final, [x], kernel=k, stride=s, padding=p,
+                   weight=imp.b.param(f"{final}.weight", kernel), loc=loc)
+    got = imp.shapes[name][1:]
+    if got != want:
+        raise imp.fail(key, f"pooling [H, W] = {list(shape[1:])} with kernel {list(k)} gives "
+                            f"{list(want)} in NIR but {list(got)} in the IR (slayer pads the "
+                            "remainder H mod kH); use sizes divisible by the kernel")
+
+
+def _flatten(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    n = len(shape)
+    a, e = int(getattr(node, "start_dim", 0)), int(getattr(node, "end_dim", -1))
+    a, e = a + n if a < 0 else a, e + n if e < 0 else e
+    if not 0 <= a <= e < n:
+        raise imp.fail(key, f"start_dim/end_dim {node.start_dim}/{node.end_dim} do not fit "
+                            f"the input shape {list(shape)}")
+    out = (*shape[:a], int(np.prod(shape[a:e + 1])), *shape[e + 1:])
+    if len(out) == 1:
+        imp.add(key, ops.Flatten, final, [x], loc=loc)
+    else:
+        imp.add(key, ops.Reshape, final, [x], to=out, loc=loc)
+
+
+def _scale(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    s = imp.array(key, node, "scale")
+    if s.size and np.all(s == s.flat[0]):
+        imp.add(key, ops.Affine, final, [x], scale=float(s.flat[0]), loc=loc)
+        return
+    if len(shape) != 1 or s.shape != shape:
+        raise imp.fail(key, f"a per-element scale of shape {list(s.shape)} on input "
+                            f"{list(shape)} is expressible only on 1-d inputs; fold it into the "
+                            "preceding weight")
+    w = np.diag(s).astype(np.float32)
+    imp.add(key, ops.Dense, final, [x], weight=imp.b.param(f"{final}.weight", w), loc=loc)
+
+
+def _delay(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    d = imp.array(key, node, "delay") / imp.opts.dt
+    steps = np.round(d)
+    if np.any(steps < 0):
+        raise imp.fail(key, f"delay {float(d.min()) * imp.opts.dt!r} s is negative")
+    if np.any(np.abs(d - steps) > 1e-6 * np.maximum(1, np.abs(d))):
+        imp.warn(key, f"delay {float(d.flat[0]) * imp.opts.dt!r} s is no whole number of "
+                      f"dt = {imp.opts.dt} s steps; rounded to whole steps")
+    if steps.size and np.all(steps == steps.flat[0]):
+        imp.add(key, ops.Shift, final, [x], steps=int(steps.flat[0]), loc=loc)
+        return
+    ref = imp.b.param(f"{final}.delay", _per_neuron(imp, key, "delay", steps, shape))
+    imp.add(key, ops.Delay, final, [x], delay=ref, loc=loc)
+
+
+def _integrator(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    gain = imp.array(key, node, "r") * imp.opts.dt
+    if not (gain.size and np.all(gain == gain.flat[0])):
+        raise imp.fail(key, "per-neuron 'r' is not expressible; the IR's integrator has one gain")
+    if gain.flat[0] == 1.0:
+        imp.add(key, ops.Sigma, final, [x], loc=loc)
+        return
+    s = imp.add(key, ops.Sigma, imp.helper(f"{final}_sum"), [x], loc=loc)
+    imp.add(key, ops.Affine, final, [s], scale=float(gain.flat[0]), loc=loc)
+
+
+def _per_neuron(imp: _Importer, key: str, attr: str, arr: np.ndarray,
+                shape: tuple[int, ...]) -> np.ndarray:
+    if arr.shape == shape or arr.shape == (shape[0],):
+        return arr
+    if arr.size == 1:
+        return np.full(shape, arr.flat[0])
+    raise imp.fail(key, f"'{attr}' has shape {list(arr.shape)} but the input has shape "
+                        f"{list(shape)}; give one value per neuron")
+
+
+def _uniform(imp: _Importer, key: str, attr: str, arr: np.ndarray, what: str) -> float:
+    """The one value of ``arr`` (values within float32 rounding of each other count as one)."""
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi - lo > 1e-6 * max(abs(lo), abs(hi)):
+        raise imp.fail(key, f"{what} differs between neurons ({float(arr.min())!r} .. "
+                            f"{float(arr.max())!r}); the IR holds one {what} per layer")
+    return float(arr.flat[0])
+
+
+def _neuron(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    kind = type(node).__name__
+    dt = imp.opts.dt
+    get = {a: _per_neuron(imp, key, a, imp.array(key, node, a), shape)
+           for a in _NEURON_ATTRS[kind]}
+    if kind == "Threshold":
+        imp.add(key, ops.Cuba, final, [x], threshold=_uniform(
+            imp, key, "threshold", get["threshold"], "threshold"), current_decay=1.0,
+            voltage_decay=1.0, loc=loc)
+        return
+    ones = np.ones(shape)
+    a_u = dt / get["tau_syn"] if "tau_syn" in get else ones
+    a_v = dt / get["tau_mem"] if "tau_mem" in get else (dt / get["tau"] if "tau" in get
+                                                        else 0 * ones)
+    for attr, a in (("tau_syn", a_u), ("tau_mem", a_v), ("tau", a_v)):
+        if attr in get and (np.any(a > 1) or np.any(a < 0)):
+            bad = float(get[attr].flat[int(np.argmax((a > 1) | (a < 0)))])
+            raise imp.fail(key, f"{attr} = {bad!r} s is shorter than dt = {dt} s (or negative): "
+                                "forward Euler overshoots; pass the dt the file was made with "
+                                "(--dt)")
+    g_v = dt * get["r"] / get["tau_mem" if "tau_mem" in get else "tau"] if "r" in get and (
+        "tau" in get or "tau_mem" in get) else dt * get.get("r", ones)
+    g_u = ones
+    if "tau_syn" in get:
+        g_u = get["w_in"] * (a_u if imp.opts.convention == "euler" else 1.0)
+    gain = g_u * g_v
+    if np.any(gain <= 0):
+        raise imp.fail(key, f"input gain {float(gain.min())!r} (from r, w_in, tau) must be "
+                            "positive")
+    v_reset = get.get("v_reset", 0 * ones)
+    v_leak = get.get("v_leak", 0 * ones)
+    g = _uniform(imp, key, "gain", gain, "input gain (dt·r/tau_mem · w_in·dt/tau_syn)")
+    g = 1.0 if abs(g - 1.0) <= 1e-6 else g  # r = tau/dt written in float32: unit gain
+    th = float(np.float32(_uniform(imp, key, "v_threshold", (get["v_threshold"] - v_reset) / g,
+                  "threshold (v_threshold − v_reset)/gain")))
+    if th < 0:
+        raise imp.fail(key, f"v_threshold below v_reset (threshold {th!r}) is not expressible")
+    if np.any(v_reset != 0):
+        imp.warn(key, f"v_reset = {float(v_reset.flat[0])!r} ≠ 0: the IR measures the voltage "
+                      "from v_reset and starts it there, so the first steps differ from a peer "
+                      "that starts at 0 (exact after each neuron's first spike)")
+    bias = a_v * (v_leak - v_reset) / g
+    attrs: dict[str, Any] = {"threshold": th,
+                             "current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),
+                             "voltage_decay": _scalar_or_param(imp, f"{final}.voltage_decay", a_v)}
+    if np.any(bias != 0):
+        attrs["bias"] = _scalar_or_param(imp, f"{final}.bias", bias)
+    imp.add(key, ops.Cuba, final, [x], loc=loc, **attrs)
+
+
+def _scalar_or_param(imp: _Importer, name: str, arr: np.ndarray) -> Any:
+    arr = np.asarray(arr, np.float64)
+    if np.all(arr == arr.flat[0]):
+        return float(np.float32(arr.flat[0]))  # NIR files hold float32: no 1e-9 residues
+    return imp.b.param(name, arr.astype(np.float32))
+
+
+def _unsupported_li(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    raise imp.fail(key, "a non-spiking leaky integrator (LI) has no IR op (neuron.cuba "
+                        "always spikes and resets); end the network on a LIF, or read the "
+                        "voltage of the layer before it")
+
+
+_STATELESS = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten")
+
+_NEURON_ATTRS = {
+    "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+    "IF": ("r", "v_threshold", "v_reset"),
+    "Threshold": ("threshold",),
+}
+
+_CONVERTERS = {
+    "Affine": lambda *a: _dense(*a, bias=True),
+    "Linear": lambda *a: _dense(*a, bias=False),
+    "Scale": _scale,
+    "Conv1d": _conv1d,
+    "Conv2d": _conv2d,
+    "SumPool2d": lambda *a: _pool(*a, average=False),
+    "AvgPool2d": lambda *a: _pool(*a, average=True),
+    "Flatten": _flatten,
+    "Delay": _delay,
+    "LIF": _neuron,
+    "CubaLIF": _neuron,
+    "IF": _neuron,
+    "Threshold": _neuron,
+    "I": _integrator,
+    "LI": _unsupported_li,
+}

@@ -40,10 +40,14 @@ from slayerc.runtime.fixed.simulator import layer_nodes, simulate
 
 TRAINING_BACKENDS = ("torch", "triton")
 
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    ".nir": "slayerc.frontend.nir_import:load_nir",
+}
 """File suffix -> ``"module:function"`` of an importer ``(path, **options) -> Graph`` (formats
 beyond ``.sir`` and netlists, e.g. ``.onnx``/``.nir`` from :mod:`slayerc.frontend`)."""
-EXPORTERS: dict[str, str] = {}
+EXPORTERS: dict[str, str] = {
+    ".nir": "slayerc.backends.nir_export:save_nir",
+}
 """File suffix -> ``"module:function"`` of a writer ``(graph, path, **options) -> None``."""
 
 

@@ -105,10 +105,8 @@ def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False)
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Trace a model file, run a pipeline, write a .sir or .net and print a summary."""
-    import torch
-
     from slayerc.driver import compile_file, compile_model
-    from slayerc.frontend.loader import load_model, load_weights
+    from slayerc.frontend.loader import load_model, load_weights, user_code
     from slayerc.ir.summary import layer_table
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
@@ -121,15 +119,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     else:
         if args.input_shape is None or args.steps is None:
             raise SlayerError("compiling MODEL.py:NAME needs --input-shape and --steps")
+        example = _example_input(args.input_shape, args.steps)
         model = load_model(args.model)
         if args.weights:
             load_weights(model, args.weights)
-        model.eval()
+        with user_code(args.model.rpartition(":")[0], "building the model"):
+            model.eval()
         steps("traced model loaded")
-        done = compile_model(model, torch.zeros((1, *args.input_shape, args.steps)),
-                             target=args.target, pipeline=args.passes, output=args.output,
-                             quant=args.quant_report, time_passes=args.time_passes,
-                             progress=steps)
+        with user_code(args.model.rpartition(":")[0], "tracing it (its forward)"):
+            done = compile_model(model, example, target=args.target, pipeline=args.passes,
+                                 output=args.output, quant=args.quant_report,
+                                 time_passes=args.time_passes, progress=steps)
     _print_reports(done.passes, args.report)
     if done.quant is not None:
         print(done.quant.table(), file=sys.stderr)
@@ -148,6 +148,26 @@ def _is_model_spec(text: str) -> bool:
     """``MODEL.py:NAME`` (a model to trace), as opposed to a graph file to read."""
     file, sep, name = text.rpartition(":")
     return bool(sep) and file.endswith(".py") and bool(name)
+
+
+def _example_input(shape: tuple[int, ...], steps: int):
+    """The all-zero example input ``[1, *shape, steps]`` to trace with, if it fits in memory."""
+    import torch
+
+    from slayerc.ir.fileio import memory_limit
+
+    if steps < 1:
+        raise SlayerError(f"--steps must be at least 1, got {steps}")
+    count = int(np.prod(shape, dtype=object)) * steps
+    # tracing keeps every node's value for the example: count a few copies per element
+    need, limit = count * 4 * 8, memory_limit()
+    if need > limit:
+        raise SlayerError(f"an example input of {list(shape)} x {steps} steps ({count} values) "
+                          f"would need about {need / 2**30:.3g} GiB to trace (more than the "
+                          f"{limit / 2**30:.3g} GiB allowed); trace with fewer --steps (the "
+                          "compiled network runs any number of steps) or a smaller "
+                          "--input-shape")
+    return torch.zeros((1, *shape, steps))
 
 
 def _print_reports(pm, everything: bool) -> None:

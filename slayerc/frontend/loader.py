@@ -2,17 +2,66 @@
 
 ``NAME`` is an ``nn.Module`` class constructible without arguments, or a function returning a
 module.  Checkpoints load with ``torch.load(weights_only=True)``: nothing else is unpickled.
+
+The user's code runs at import, in the factory and in ``forward`` while tracing.  An exception
+it raises there (or a ``sys.exit``) is the model's, not slayerc's: :func:`user_code` reports it
+as a :class:`FrontendError` "the model raised ..." with the file and line in the user's code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from slayerc.errors import FrontendError
+from slayerc.errors import FrontendError, SlayerError
+
+_INTERNAL = tuple(os.path.dirname(m.__file__ or "") + os.sep
+                  for m in (torch, sys.modules["slayerc"]))
+
+
+def _user_frame(e: BaseException, folder: Path) -> tuple[str, int] | None:
+    """The innermost traceback frame in the user's code: a file under ``folder`` (the model
+    file's), outside torch and slayerc."""
+    found = None
+    for fs in traceback.extract_tb(e.__traceback__):
+        name = os.path.abspath(fs.filename)
+        if name.startswith(str(folder) + os.sep) and not name.startswith(_INTERNAL):
+            found = (fs.filename, fs.lineno or 0)
+    return found
+
+
+@contextlib.contextmanager
+def user_code(file: str | os.PathLike, what: str) -> Iterator[None]:
+    """Report what the user's model code raises while the block runs (``what``: "importing
+    it", "tracing it", ...) as a :class:`FrontendError` naming the file and line; so is a
+    ``sys.exit`` anywhere in it (it would end slayerc without output).  slayerc's own errors
+    pass unchanged, and so does an exception with no frame in the user's code (a bug of
+    slayerc's, reported as such)."""
+    folder = Path(file).resolve().parent
+    try:
+        yield
+    except (SlayerError, KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as e:
+        where = _user_frame(e, folder)
+        if where is None and not isinstance(e, SystemExit):
+            raise
+        at = f" at {where[0]}:{where[1]}" if where else ""
+        if isinstance(e, SystemExit):
+            raise FrontendError(f"{file}: the model called sys.exit({e.code!r}){at} while "
+                                f"{what}; a model file must not exit (guard script code with "
+                                "`if __name__ == \"__main__\":`)") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise FrontendError(f"{file}: the model raised {type(e).__name__}"
+                            f"{': ' + first if first else ''}{at} while {what}; fix the model "
+                            "code (--traceback shows the whole traceback)") from e
 
 
 def load_model(spec: str) -> torch.nn.Module:
@@ -29,17 +78,20 @@ def load_model(spec: str) -> torch.nn.Module:
     module = importlib.util.module_from_spec(mod_spec)
     sys.path.insert(0, str(path.resolve().parent))
     try:
-        mod_spec.loader.exec_module(module)
-    except Exception as e:
-        raise FrontendError(f"{file}: importing it failed: {type(e).__name__}: {e}") from e
+        with user_code(file, "importing it"):
+            mod_spec.loader.exec_module(module)
     finally:
         sys.path.pop(0)
     factory = getattr(module, name, None)
     if factory is None:
         raise FrontendError(f"{file} has no '{name}'")
+    if not callable(factory):
+        raise FrontendError(f"{file}:{name} is a {type(factory).__name__}, not an nn.Module "
+                            "class or a function returning a module")
     try:
-        model = factory()
-    except TypeError as e:
+        with user_code(file, f"building the model ({name}())"):
+            model = factory()
+    except TypeError as e:  # a constructor that wants arguments: no user frame
         raise FrontendError(f"{file}:{name} must be an nn.Module class constructible without "
                             f"arguments or a function returning a module: {e}") from e
     if not isinstance(model, torch.nn.Module):

@@ -146,8 +146,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _is_model_spec(text: str) -> bool:
     """``MODEL.py:NAME`` (a model to trace), as opposed to a graph file to read."""
-    file, sep, name = text.rpartition(":")
-    return bool(sep) and file.endswith(".py") and bool(name)
+    return text.endswith(".py") or text.rpartition(":")[0].endswith(".py")
 
 
 def _example_input(shape: tuple[int, ...], steps: int):

@@ -6,31 +6,21 @@ from __future__ import annotations
 import torch
 
 
-class _Round(torch.autograd.Function):
+class _Quantize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, step):
-        return torch.round(x / step) * step
+    def forward(ctx, x, step, to_int):
+        return to_int(x / step) * step
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None
-
-
-class _Floor(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, step):
-        return torch.floor(x / step) * step
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
+        return grad, None, None
 
 
 def ste_round(x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
     """``round(x/step)·step`` (half to even, as ``torch.round``); straight-through gradient."""
-    return _Round.apply(x, step)
+    return _Quantize.apply(x, step, torch.round)
 
 
 def ste_floor(x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
     """``floor(x/step)·step``; straight-through gradient."""
-    return _Floor.apply(x, step)
+    return _Quantize.apply(x, step, torch.floor)

@@ -6,6 +6,8 @@ from enum import IntEnum, unique
 
 import torch
 
+from slayerc.runtime.quantize import ste_floor, ste_round
+
 
 @unique
 class MODE(IntEnum):
@@ -15,26 +17,6 @@ class MODE(IntEnum):
     FLOOR = 1
 
 
-class _Round(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, step):
-        return torch.round(x / step) * step
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
-class _Floor(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, step):
-        return torch.floor(x / step) * step
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
 def quantize(input: torch.Tensor, step: float = 1, mode: MODE = MODE.ROUND) -> torch.Tensor:
     """``round(x/step)·step`` (``floor`` with ``MODE.FLOOR``); straight-through gradient.
 
@@ -42,9 +24,9 @@ def quantize(input: torch.Tensor, step: float = 1, mode: MODE = MODE.ROUND) -> t
     tensor([0.5000, 1.0000])
     """
     if mode == MODE.ROUND:
-        return _Round.apply(input, step)
+        return ste_round(input, step)
     if mode == MODE.FLOOR:
-        return _Floor.apply(input, step)
+        return ste_floor(input, step)
     raise ValueError(f"quantization mode {mode!r} is not one of {list(MODE)}")
 
 

@@ -1,0 +1,107 @@
+"""ONNX in: a trained ANN becomes a sigma-delta network (SDNN) in the IR.
+
+``slayerc.load("model.onnx")`` (the driver's ``.onnx`` importer) is :func:`load_onnx`:
+
+* the input gets a delta encoder (``axon.delta``), after an input scale (``tensor.affine``,
+  the netlist input layer's weight) when normalizing;
+* ``Conv`` / ``Gemm`` / ``MatMul`` become synapses, ``AveragePool`` / ``GlobalAveragePool``
+  sum pools (or depthwise convs) with weight ``1/k``, each followed by a ReLU neuron when its
+  input is a ReLU output (the pool is then exact and is a netlist layer);
+* ``Relu`` (and ``Clip(0, inf)``) becomes ``neuron.sigma_delta``: the sigma of its input
+  messages plus its ``bias`` through relu, sent as changes of at least ``threshold``;
+* biases and batch-norm shifts never travel as messages (a sigma would add them every
+  step): they become the next neuron's bias; the batch norm's scale stays a ``norm.batch``
+  (mean 0) that ``fold-batchnorm`` folds into the synapse;
+* residual ``Add`` / ``Concat`` become ``tensor.add`` / ``tensor.concat``; ``Flatten`` /
+  ``Reshape`` the tensor ops; ``Identity`` / ``Dropout`` disappear; a final ``Softmax`` is
+  dropped with a warning;
+* every output gets a sigma decoder (``dendrite.sigma``); the last layer's bias becomes a
+  constant neuron of the layer before (:mod:`slayerc.frontend.onnx.outbias`).
+
+**Scales and thresholds.**  With ``normalize`` (default) every ReLU layer's weights are scaled
+so that its largest activation on the calibration batch is ``activation_max`` (4: a step-0
+message of that size fits Loihi 2's 16-bit messages with room to spare); ReLU networks are
+positively homogeneous, so the next layer's weights undo the scale and the output is in the
+model's units.  Each layer's ``threshold`` is ``threshold`` (default 1/256) times that
+maximum, on the netlist's 1/64 grid: so the default is 1/64 (one ``vThMant`` step) everywhere.
+``threshold`` may be a dict from ONNX node (or input) name to an absolute threshold, with
+``"*"`` for the relative default.  ``calibration`` is a batch ``[N, *S]`` (or a dict by
+input); without it a seeded uniform [0, 1) batch of 16 is used.
+
+A model whose opset imports the ``slayerc`` domain was written by ``slayerc.save(g,
+"x.onnx")``; it is read back exactly (:mod:`slayerc.backends.onnx`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from slayerc.errors import FrontendError, SlayerError
+from slayerc.frontend.onnx import model as _model
+from slayerc.frontend.onnx.convert import Converter, Options
+from slayerc.frontend.onnx.outbias import add_output_biases
+from slayerc.frontend.onnx.report import SdnnReport, sdnn_report
+from slayerc.ir.core import Graph
+from slayerc.ir.shapes import infer_shapes
+from slayerc.ir.verify import verify
+
+__all__ = ["SdnnReport", "load_onnx", "sdnn_report"]
+
+
+def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
+              steps: int | None = None, threshold: float | Mapping[str, float] = 1.0 / 256,
+              normalize: bool = True, activation_max: float = 4.0,
+              calibration: Any = None) -> Graph:
+    """Read an ONNX file as a sigma-delta IR graph (see the module docstring).
+
+    ``input_shape``: the per-sample input shape (``(C, H, W)``), needed when the file's is
+    dynamic; ``steps`` is accepted for the CLI's sake (a static input settles within
+    ``depth`` steps; the graph itself has no length).
+    """
+    del steps
+    onnx_model = _model.read(path)
+    if any(o.domain == "slayerc" for o in onnx_model.opset_import):
+        from slayerc.backends.onnx import from_model
+
+        return from_model(onnx_model, os.fspath(path))
+    _model.check(path, onnx_model)
+    inits = _model.constants(onnx_model)
+    dims = _model.input_dims(path, onnx_model, inits, input_shape)
+    calib = _calibration(path, dims, calibration)
+    opts = Options(dict(threshold) if isinstance(threshold, Mapping) else float(threshold),
+                   bool(normalize), float(activation_max))
+    conv = Converter(path, onnx_model, inits, opts)
+    conv.run(dims, calib)
+    add_output_biases(conv.b, getattr(conv, "pending_out", {}), os.fspath(path))
+    g = conv.b.build()
+    try:
+        return verify(infer_shapes(g))
+    except SlayerError as e:
+        first = str(e).strip().splitlines()
+        raise FrontendError(f"{os.fspath(path)}: the converted graph does not check: "
+                            f"{' '.join(first[:3])}") from e
+
+
+def _calibration(path: str | os.PathLike, dims: dict[str, tuple[int, ...]],
+                 data: Any) -> dict[str, torch.Tensor]:
+    """Per input a float batch ``[N, *S]`` for the scales (seeded uniform when not given)."""
+    if data is None:
+        gen = torch.Generator().manual_seed(0)
+        return {k: torch.rand((16, *s), generator=gen) for k, s in dims.items()}
+    if not isinstance(data, Mapping):
+        data = {next(iter(dims)): data}
+    out = {}
+    for k, s in dims.items():
+        if k not in data:
+            raise FrontendError(f"{os.fspath(path)}: calibration data has no input '{k}'")
+        arr = torch.as_tensor(np.asarray(data[k], np.float32))
+        if tuple(arr.shape[1:]) != s:
+            raise FrontendError(f"{os.fspath(path)}: calibration data for '{k}' has shape "
+                                f"{list(arr.shape)}, expected [N, {', '.join(map(str, s))}]")
+        out[k] = arr
+    return out

@@ -1,0 +1,197 @@
+"""ONNX in (issue 14): torch-exported ANNs as sigma-delta IR graphs, netlists, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from models import export
+from torch import nn
+
+import slayerc
+from slayerc.driver import compile_file
+from slayerc.errors import FrontendError, SlayerError
+from slayerc.frontend.onnx import sdnn_report
+
+ort = pytest.importorskip("onnxruntime")
+KINDS = ("mlp", "cnn", "pilotnet", "residual")
+T = 16
+
+
+def _ref(path, x: torch.Tensor) -> np.ndarray:
+    return ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})[0]
+
+
+def _held(x: torch.Tensor, steps: int = T) -> torch.Tensor:
+    return x[..., None].repeat(*([1] * x.dim()), steps)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx")
+    return {k: export(k, folder) for k in KINDS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_static_input_settles_to_the_ann_output(exported, kind):
+    _, shape, path = exported[kind]
+    g = slayerc.load(path)
+    assert any(n.OP == "neuron.sigma_delta" for n in g)
+    assert g.inputs and any(n.OP == "axon.delta" for n in g)
+    assert all(g[o.inputs[0]].OP == "dendrite.sigma" for o in g.outputs)
+    x = torch.rand(3, *shape, generator=torch.Generator().manual_seed(5))
+    y = slayerc.interpret(g, _held(x))[..., -1].detach().numpy()
+    assert _rel(y, _ref(path, x)) < 0.01
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "pilotnet"])
+def test_netlist_agrees_within_the_reported_error(exported, kind, tmp_path):
+    _, shape, path = exported[kind]
+    net = tmp_path / f"{kind}.net"
+    done = compile_file(path, output=net)
+    x = _held(torch.rand(2, *shape, generator=torch.Generator().manual_seed(6)))
+    report = sdnn_report(done.traced, x, done.graph)
+    fixed = slayerc.run_netlist(net, x.numpy())[..., -1] / 2.0 ** 18
+    flt = slayerc.interpret(done.traced, x)[..., -1].detach().numpy()
+    assert report.quant_error is not None
+    assert _rel(fixed, flt) <= report.quant_error + 1e-6
+    assert [r.name for r in report.layers][0].endswith("_delta")
+    assert all(r.threshold > 0 for r in report.layers)
+    assert "of dense" in report.table()
+
+
+def test_residual_graph_is_no_netlist_chain(exported, tmp_path):
+    _, _, path = exported["residual"]
+    with pytest.raises(SlayerError, match="chain"):
+        compile_file(path, output=tmp_path / "r.net")
+
+
+def test_pilotnet_drifting_input_is_sparse(exported):
+    _, shape, path = exported["pilotnet"]
+    g = slayerc.load(path)
+    frame = torch.rand(1, *shape[:-1], shape[-1] + 8, generator=torch.Generator().manual_seed(7))
+    steps = 80
+    x = torch.stack([frame[..., t // 10: t // 10 + shape[-1]] for t in range(steps)], -1)
+    report = sdnn_report(g, x)
+    assert 0 < report.rate < 0.2
+
+
+def test_threshold_option_changes_thresholds_and_rate(exported):
+    _, shape, path = exported["mlp"]
+    coarse = slayerc.load(path, threshold=1 / 16)
+    fine = slayerc.load(path, threshold=0.0)
+    ths = {n.threshold for n in coarse if n.OP == "neuron.sigma_delta"}
+    assert ths == {0.25}
+    assert {n.threshold for n in fine if n.OP == "neuron.sigma_delta"} == {0.0}
+    x = _held(torch.rand(2, *shape), 12)
+    assert sdnn_report(coarse, x).rate < sdnn_report(fine, x).rate
+
+
+def test_cli_compile_and_inspect(exported, tmp_path, capsys):
+    from slayerc.cli import main
+
+    _, _, path = exported["mlp"]
+    assert main(["compile", str(path), "-o", str(tmp_path / "m.net"), "-q"]) == 0
+    assert (tmp_path / "m.net").exists()
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _export(module: nn.Module, shape, path, **kw) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), torch.rand(1, *shape), str(path), dynamo=False,
+                          input_names=["x"], output_names=["y"], **kw)
+
+
+@pytest.mark.parametrize("layer, op, advice", [
+    (nn.MaxPool2d(2), "MaxPool", "AveragePool"),
+    (nn.Sigmoid(), "Sigmoid", "Relu"),
+    (nn.Softmax(1), "Softmax", "final Softmax"),
+])
+def test_unsupported_operator_names_the_node(tmp_path, layer, op, advice):
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), layer, nn.Flatten(), nn.LazyLinear(2))
+    m(torch.rand(1, 1, 6, 6))
+    path = tmp_path / "bad.onnx"
+    _export(m, (1, 6, 6), path)
+    with pytest.raises(FrontendError) as e:
+        slayerc.load(path)
+    msg = str(e.value)
+    assert f"({op})" in msg and advice in msg and "bad.onnx" in msg and "\n" not in msg
+
+
+def test_final_softmax_is_dropped_with_a_warning(tmp_path):
+    m = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2), nn.Softmax(1))
+    path = tmp_path / "sm.onnx"
+    _export(m, (4,), path)
+    with pytest.warns(UserWarning, match="Softmax"):
+        g = slayerc.load(path)
+    x = torch.rand(2, 4)
+    y = slayerc.interpret(g, _held(x, 8))[..., -1].detach().numpy()
+    logits = m[:3](x).detach().numpy()
+    assert _rel(y, logits) < 0.01
+
+
+def test_clipped_relu_is_refused(tmp_path):
+    path = tmp_path / "r6.onnx"
+    _export(nn.Sequential(nn.Linear(4, 3), nn.ReLU6()), (4,), path)
+    with pytest.raises(FrontendError, match=r"\(Clip\).*Relu"):
+        slayerc.load(path)
+
+
+def test_malformed_files(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a protobuf at all" * 3)
+    with pytest.raises(FrontendError, match="junk.onnx") as e:
+        slayerc.load(junk)
+    assert "\n" not in str(e.value)
+    with pytest.raises(FrontendError, match="no such file"):
+        slayerc.load(tmp_path / "missing.onnx")
+
+
+def test_checker_failure_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Relu", ["nowhere"], ["y"], name="r")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 4])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "broken.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(FrontendError, match="checker") as e:
+        slayerc.load(path)
+    assert "\n" not in str(e.value)
+
+
+def test_dynamic_shape_needs_input_shape(tmp_path):
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                      nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    path = tmp_path / "dyn.onnx"
+    _export(m, (1, 6, 6), path, dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+    with pytest.raises(FrontendError, match="input_shape"):
+        slayerc.load(path)
+    g = slayerc.load(path, input_shape=(1, 6, 6))
+    assert g.inputs[0].shape == (1, 6, 6)
+
+
+def test_wrong_weight_shape_names_the_node(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 5), np.float32), "w")
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 4])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 3])], [w])
+    path = tmp_path / "shape.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(FrontendError, match=r"node 'fc' \(Gemm\).*does not fit"):
+        slayerc.load(path)

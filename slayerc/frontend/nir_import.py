@@ -124,8 +124,8 @@ def _nir() -> Any:
     return nir
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:200]
+def _one_line(e: BaseException | str) -> str:
+    return " ".join(str(e).split())[:300]
 
 
 def _metadata_dt(graph: Any) -> float:
@@ -225,7 +225,7 @@ class _Importer:
         return f"{self.source}: node '{key}' ({type(self.nodes[key]).__name__})"
 
     def fail(self, key: str, msg: str) -> FrontendError:
-        return FrontendError(f"{self.describe(key)}: {msg}")
+        return FrontendError(f"{self.describe(key)}: {_one_line(msg)}")
 
     # -- graph order -----------------------------------------------------------------------
     def run(self) -> Graph:
@@ -391,7 +391,8 @@ class _Importer:
         if attr.startswith("tau"):
             bad = np.isnan(arr) | (arr == -np.inf)
         if bad.any():
-            raise self.fail(key, f"'{attr}' holds {arr[bad].flat[0]!r}; give finite values")
+            bad_value = float(arr[bad].flat[0])
+            raise self.fail(key, f"'{attr}' holds {bad_value}; give finite values")
         return arr
 
     def warn(self, key: str, msg: str) -> None:

@@ -42,11 +42,13 @@ TRAINING_BACKENDS = ("torch", "triton")
 
 IMPORTERS: dict[str, str] = {
     ".nir": "slayerc.frontend.nir_import:load_nir",
+    ".onnx": "slayerc.frontend.onnx:load_onnx",
 }
 """File suffix -> ``"module:function"`` of an importer ``(path, **options) -> Graph`` (formats
 beyond ``.sir`` and netlists, e.g. ``.onnx``/``.nir`` from :mod:`slayerc.frontend`)."""
 EXPORTERS: dict[str, str] = {
     ".nir": "slayerc.backends.nir_export:save_nir",
+    ".onnx": "slayerc.backends.onnx:write",
 }
 """File suffix -> ``"module:function"`` of a writer ``(graph, path, **options) -> None``."""
 

@@ -106,7 +106,7 @@ def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False)
 def cmd_compile(args: argparse.Namespace) -> int:
     """Trace a model file, run a pipeline, write a .sir or .net and print a summary."""
     from slayerc.driver import compile_file, compile_model
-    from slayerc.frontend.loader import load_model, load_weights, user_code
+    from slayerc.frontend.loader import clipped_weights, load_model, load_weights, user_code
     from slayerc.ir.summary import layer_table
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
@@ -125,6 +125,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
             load_weights(model, args.weights)
         with user_code(args.model.rpartition(":")[0], "building the model"):
             model.eval()
+        for text in clipped_weights(model):
+            print(f"slayerc: warning: {text}", file=sys.stderr)
         steps("traced model loaded")
         with user_code(args.model.rpartition(":")[0], "tracing it (its forward)"):
             done = compile_model(model, example, target=args.target, pipeline=args.passes,

@@ -59,9 +59,42 @@ def user_code(file: str | os.PathLike, what: str) -> Iterator[None]:
                                 f"{what}; a model file must not exit (guard script code with "
                                 "`if __name__ == \"__main__\":`)") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        hint = ""
+        if isinstance(e, (OverflowError, ValueError)) and ("infinity" in first or "NaN" in first):
+            hint = (" (a value given there is infinite or NaN: neuron parameters such as the "
+                    "threshold and the decays, and weights, must be finite)")
         raise FrontendError(f"{file}: the model raised {type(e).__name__}"
-                            f"{': ' + first if first else ''}{at} while {what}; fix the model "
-                            "code (--traceback shows the whole traceback)") from e
+                            f"{': ' + first if first else ''}{at} while {what}{hint}; fix the "
+                            "model code (--traceback shows the whole traceback)") from e
+
+
+def clipped_weights(model: torch.nn.Module) -> list[str]:
+    """Warnings for synapses whose latent weights the 8-bit quantizer of their block clips
+    (slayer's ``quantize_8bit`` pre-hook clamps to ``[−256, 254]/w_scale``): the model's own
+    forward, the trace and the netlist all use the clipped values while the threshold stays, so
+    a weight of 1e30 acts as 254/64.  Each names the module and the measured error."""
+    out = []
+    for name, mod in model.named_modules():
+        hook, w = getattr(mod, "_pre_hook_fx", None), getattr(mod, "weight", None)
+        scale = getattr(getattr(hook, "__self__", None), "w_scale", None)
+        if getattr(hook, "__name__", "") != "quantize_8bit" or not isinstance(w, torch.Tensor) \
+                or not scale:
+            continue
+        with torch.no_grad():
+            latent = w.detach().double()
+            err = (hook(w.detach()).double() - latent).abs()
+        step = 2.0 / float(scale)
+        over = err > step  # rounding moves a weight by at most step/2; more is clipping
+        if not bool(over.any()):
+            continue
+        big = float(latent.abs().max())
+        out.append(f"{name or type(model).__name__}: {int(over.sum())} of {latent.numel()} "
+                   f"weights (largest |w| {big:g}) are clipped by the block's 8-bit quantizer to "
+                   f"[{-256 / scale:g}, {254 / scale:g}] (largest error {float(err.max()):g}), "
+                   "while the neuron threshold stays: the model's forward and the compiled "
+                   "network use the clipped weights; scale the weights (and the threshold) "
+                   "down, or train with the quantizer on")
+    return out
 
 
 def load_model(spec: str) -> torch.nn.Module:

@@ -156,14 +156,24 @@ def _fed_neuron(rw: Rewriter, syn: Op) -> Op | None:
     return user if ok else None
 
 
+def _finite(node: Op, attr: str, arr: np.ndarray, ref: object) -> None:
+    """Refuse NaN and infinity: no grid holds them (inf overflows, NaN compares false)."""
+    if not np.isfinite(arr).all():
+        raise PassError(f"{node.describe()}: {attr} {float(arr[~np.isfinite(arr)].flat[0]):g}"
+                        f"{f' of @{ref.name}' if isinstance(ref, ParamRef) else ''} is not a "
+                        "finite number; give it a finite value (check the model or checkpoint)")
+
+
 def _synapse(rw: Rewriter, syn: Op, target: Target, scale_up: bool) -> None:
     w = np.asarray(rw.params[syn.weight.name], np.float64)  # type: ignore[union-attr]
+    _finite(syn, "weight", w, syn.weight)
     neuron = _fed_neuron(rw, syn)
     e = _exponent(rw, syn, w, neuron, target, scale_up) if neuron is not None else 0
     attrs = {"weight": rw.put(syn.weight, f"{syn.name}.weight",  # type: ignore[attr-defined]
                               _mantissas(syn, "weight", w, e, target))}
     if getattr(syn, "weight_imag", None) is not None:
         wi = np.asarray(rw.params[syn.weight_imag.name], np.float64)  # type: ignore[union-attr]
+        _finite(syn, "weight_imag", wi, syn.weight_imag)  # type: ignore[attr-defined]
         attrs["weight_imag"] = rw.put(syn.weight_imag, f"{syn.name}.weight_imag",
                                       _mantissas(syn, "weight_imag", wi, 0, target))
     if e and getattr(syn, "bias", None) is not None:
@@ -268,6 +278,7 @@ def _on_grid(rw: Rewriter, node: Op, attr: str, value: float | ParamRef, unit: i
              hi: int) -> float | ParamRef:
     arr = np.asarray(rw.params[value.name] if isinstance(value, ParamRef) else value,
                      np.float64)
+    _finite(node, attr, arr, value)
     ints = np.rint(arr * unit)
     if attr in DECAYS + SIGNED_DECAYS:
         ints = np.clip(ints, lo, hi)

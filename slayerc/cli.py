@@ -73,10 +73,32 @@ def cmd_opt(args: argparse.Namespace) -> int:
         print(out)
         return 0
     if args.output:
+        _check_netlist_ready(out, args.output, args.target, args.passes)
         save(out, args.output, target=args.target)
     else:
         sys.stdout.write(print_graph(out, inline_limit=args.inline_limit))
     return 0
+
+
+NETLIST_FACTS = ("delays-legal", "quant-legal")
+"""What a graph must have been made before ``opt`` writes it as a netlist for a target."""
+
+
+def _check_netlist_ready(g, output: str, target: str, passes: str) -> None:
+    """``opt -o X.net`` refuses a graph not legalized for the target (values off its grid,
+    delays it cannot hold) instead of writing it or legalizing silently: it says what to run."""
+    from slayerc.passes.pipelines import default_pipeline
+
+    missing = [f for f in NETLIST_FACTS if f not in g.facts]
+    if not str(output).lower().endswith(".net") or not missing:
+        return
+    pipeline = default_pipeline(target, True)
+    raise SlayerError(f"{output}: the graph was not legalized for target {target} (it lacks "
+                      f"{', '.join(missing)}), so a netlist could hold values or delays the "
+                      f"target cannot; add the target's legalization to the pipeline, e.g. "
+                      f"-p '{passes + ',' if passes else ''}{pipeline}', or write the netlist "
+                      f"with `slayerc compile GRAPH -o {output} --target {target}` (it runs "
+                      "that pipeline)")
 
 
 def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False):

@@ -94,15 +94,22 @@ def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
     """Read a graph file (any importer, ``options`` to it), run ``pipeline`` (None: the
     target's default), and write ``output`` if given: ``slayerc compile net.onnx -o net.net``."""
     g = load(path, **options)
-    netlist = output is not None and str(output).endswith(".net")
-    if pipeline is None:
-        pipeline = default_pipeline(target, netlist)
-    pm = PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
-    out = pm.run(g)
-    lat = latencies({k: v for r in pm.reports for k, v in r.values.items()})
+    out, pm, lat = _pipeline(g, target, pipeline, output, time_passes)
     if output is not None:
         save(out, output, target=target)
     return Compiled(out, g, pm, lat)
+
+
+def _pipeline(g: Graph, target: str, pipeline: str | None, output: str | os.PathLike | None,
+              time_passes: bool) -> tuple[Graph, PassManager, dict[str, int]]:
+    """Run ``pipeline`` (None: the target's default, for a netlist when ``output`` is a
+    ``.net``; ``""``: shape inference only); return the graph, the manager and the latencies
+    ``legalize-layers`` added."""
+    if pipeline is None:
+        pipeline = default_pipeline(target, output is not None and str(output).endswith(".net"))
+    pm = PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
+    out = pm.run(g)
+    return out, pm, latencies({k: v for r in pm.reports for k, v in r.values.items()})
 
 
 @dataclass
@@ -141,12 +148,7 @@ def compile_model(model: torch.nn.Module, example_input: torch.Tensor, *,
                             f"time last); got {getattr(example_input, 'shape', example_input)!r}")
     traced = trace(model, example_input)
     step(f"traced {len(traced)} nodes")
-    netlist = output is not None and str(output).endswith(".net")
-    if pipeline is None:
-        pipeline = default_pipeline(target, netlist)
-    pm = PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
-    g = pm.run(traced)
-    lat = latencies({k: v for r in pm.reports for k, v in r.values.items()})
+    g, pm, lat = _pipeline(traced, target, pipeline, output, time_passes)
     report = None
     if quant:
         gen = torch.Generator().manual_seed(0)

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.ir.target import WEIGHT_MANT
-from slayerc.runtime import axon as ax
 from slayerc.runtime import neurons as families
 from slayerc.runtime.quantize import ste_round
 
@@ -223,51 +222,23 @@ def _zeros_like_step(node: Op, batch: int, like: torch.Tensor) -> torch.Tensor:
                        device=like.device)
 
 
-class _Line:
-    """A delay line: the last ``depth`` input frames, carried across calls when persistent."""
-
-    def __init__(self, depth: int, persistent: bool):
-        self.depth, self.persistent = depth, persistent
-        self.buf: torch.Tensor | None = None
-
-    def reset(self) -> None:
-        self.buf = None
-
-    def run(self, x: torch.Tensor, shift_fn) -> torch.Tensor:
-        if not self.persistent or self.depth == 0:
-            return shift_fn(x)
-        if self.buf is None or self.buf.shape != (*x.shape[:-1], self.depth):
-            self.buf = torch.zeros((*x.shape[:-1], self.depth), dtype=x.dtype, device=x.device)
-        full = torch.cat([self.buf, x], dim=-1)
-        self.buf = full[..., -self.depth:].detach().clone()  # carried, as slayer: no history
-        return shift_fn(full)[..., self.depth:]
-
-
 def _delays(node: Op, ctx: Context) -> tuple[torch.Tensor | int, int]:
     d = getattr(node, "delay", None)
     if d is None:
-        return int(node.steps), int(node.steps)  # type: ignore[attr-defined]
-    if isinstance(d, ParamRef):
-        live = ctx.params[d.name]
-        return live, int(torch.trunc(live.detach()).max().clamp(min=0)) if live.numel() else 0
-    return int(d), int(d)
+        d = int(node.steps)  # type: ignore[attr-defined]
+    elif isinstance(d, ParamRef):
+        d = ctx.params[d.name]
+    return d, families.family("axon.delay").depth(d)
 
 
 def shift(node: Op, g: Graph, ctx: Context):
-    """``axon.shift`` / ``axon.delay``: ``y[t] = x[t − d]`` (per channel for a delay).
-
-    A delay held as a parameter shifts by ``trunc(d)`` with slayer's delay gradient (it is
-    learnable in :func:`slayerc.to_module`)."""
+    """``axon.shift`` / ``axon.delay``: ``y[t] = x[t − d]`` (per channel for a delay) through
+    the family (:mod:`slayerc.runtime.neurons.delay`: the line carried when persistent); inside a
+    recurrent loop, step by step from the input's past frames.  A delay held as a parameter
+    shifts by ``trunc(d)`` with slayer's delay gradient (learnable in :func:`slayerc.to_module`)."""
     if ctx.in_loop:
         return _loop_shift(node, *_delays(node, ctx), ctx)
-    line = _Line(_delays(node, ctx)[1], ctx.persistent)
-
-    def fn(xs):
-        d, line.depth = _delays(node, ctx)
-        if torch.is_tensor(d):
-            return line.run(xs[0], lambda x: ax.delay(x, d))
-        return line.run(xs[0], lambda x: ax.shift(x, d))
-    return _kernel(fn, reset=line.reset)
+    return neuron(node, g, ctx)
 
 
 delay = shift

@@ -1,7 +1,7 @@
 """One home per neuron family: the table every path dispatches through.
 
 Each stateful IR op (``neuron.cuba`` … ``neuron.sigma_delta``, ``axon.delta``,
-``dendrite.sigma``) has one module here that owns
+``dendrite.sigma``, ``axon.shift``, ``axon.delay``) has one module here that owns
 
 * ``OP``: the IR op it implements;
 * ``PARAMS``: its learnable tensors (decays ×4096, as ``slayerc.slayer`` stores them);
@@ -39,6 +39,8 @@ FAMILIES: dict[str, str] = {
     "neuron.adrf_iz": "slayerc.runtime.neurons.adrf_iz",
     "neuron.sigma_delta": "slayerc.runtime.neurons.sigma_delta",
     "axon.delta": "slayerc.runtime.neurons.delta",
+    "axon.shift": "slayerc.runtime.neurons.shift",
+    "axon.delay": "slayerc.runtime.neurons.delay",
     "dendrite.sigma": "slayerc.runtime.neurons.sigma",
 }
 """IR op -> the dotted path of its home module (:func:`add_family` adds one from outside)."""

@@ -41,6 +41,8 @@ def dynamics(
     sig, _ = sigma.dynamics(x, pre_state=sigma_state)
     dend = sig if norm is None else norm(sig)
     if bias is not None:
+        if bias.dim() == 1 and x.dim() > 3 and bias.numel() == x.shape[1] > 1:
+            bias = bias.reshape(-1, *([1] * (x.dim() - 3)))  # per channel of a conv layer
         dend = dend + bias.unsqueeze(0).unsqueeze(-1)
     a = activation(dend)
     y, st = delta.dynamics(a, threshold, scale=scale, tau_grad=tau_grad, scale_grad=scale_grad,

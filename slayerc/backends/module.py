@@ -96,7 +96,7 @@ def _promote(graph: Graph) -> tuple[Graph, dict[str, tuple[str, str]]]:
         changes: dict[str, Any] = {}
         for attr in families.family(node.OP).PARAMS:
             value = getattr(node, attr, None)
-            if value is None or isinstance(value, ParamRef):
+            if not isinstance(value, float):  # a parameter already, or whole steps (delays)
                 continue
             name = f"{node.name}.{attr}"
             if name in params:

@@ -445,6 +445,10 @@ class Simulator:
                                    + _record_names(self.g, record)))
         n = next(iter(sources.values())).n
         per_step = _memory_per_step(self.g, n, names)
+        if per_step > memory_limit():
+            raise RuntimeSimError(f"one step of {n} sample(s) would need about "
+                                  f"{_size(per_step)} of memory, more than the "
+                                  f"{_size(memory_limit())} allowed; give fewer samples at once")
         size = chunk_steps or max(1, min(steps_, STREAM_BYTES // per_step))
         return Stream(self, sources, steps_, n, names, size)
 

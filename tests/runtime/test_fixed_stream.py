@@ -87,3 +87,18 @@ def test_stream_memory_does_not_hold_the_sequence() -> None:
     first = next(iter(stream))
     out = first[sim.g.outputs[0].name]
     assert out.shape == (stream.chunk_steps, 1, *stream.shapes[sim.g.outputs[0].name])
+
+
+def test_progress_bar_counts_steps_and_closes(capsys) -> None:
+    from slayerc.cli import _step_bar
+
+    bar = _step_bar(True)
+    for done in (4000, 8000, 10_000):
+        bar(done, 10_000)
+    bar(-1, 0)
+    err = capsys.readouterr().err
+    assert "/10.0k" in err and "step/s" in err  # tqdm redraws at most every 0.1 s
+    quiet = _step_bar(False)
+    quiet(5, 10)
+    quiet(-1, 0)
+    assert capsys.readouterr().err == ""

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from models import export
+from onnx_models import export
 from torch import nn
 
 import slayerc

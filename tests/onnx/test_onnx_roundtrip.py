@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from models import export
+from onnx_models import export
 
 import slayerc
 from slayerc.backends.onnx import DOMAIN, from_model, to_model

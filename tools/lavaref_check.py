@@ -12,7 +12,10 @@ Cases: ``read`` = lava-dl's .net read into the IR and written again; ``trace`` =
 model rebuilt with slayerc.slayer, traced and written; ``lower`` = a model with slayer Pool
 blocks (netx has no ``pool`` layer), traced, run through ``lower-pool`` and written;
 ``compile`` = traced and run through the loihi2 default pipeline (``legalize-layers``: biases,
-one step per synapse).  This is a development check, not a test.
+one step per synapse); ``nir`` = the NIR files of ``tests/data/nir`` (snnTorch dense, recurrent,
+conv with a neuron-less average pool, CubaLIF, Norse) and a NIR AvgPool2d → LIF graph, compiled
+for loihi2 as ``slayerc compile x.nir -o x.net`` does (``--only nir``).  This is a development
+check, not a test.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ LAVA_CASES = ["cuba_dense", "cuba_input", "cuba_conv", "cuba_delay", "cuba_rec",
 #: Cases with pool blocks: no Lava output stored (lava-dl's own netlist has a ``pool`` layer).
 POOL_CASES = ["cuba_conv_pool", "sdnn_pool"]
 LOWER = "shape-infer,lower-pool{target=loihi2}"
+#: NIR files (tests/data/nir) compiled for loihi2: dense, recurrent (a dense_rec layer), conv
+#: (Conv2d → LIF → AvgPool2d → Flatten → Linear → LIF: the pool has no neuron of its own).
+NIR_CASES = ["snntorch_dense", "snntorch_dense_exact", "snntorch_recurrent", "snntorch_conv",
+             "snntorch_cuba", "norse_lif_cuba"]
+NIR_DATA = ROOT / "tests" / "data" / "nir"
 
 
 def _traced(ref: Path, case: str):
@@ -126,6 +134,15 @@ def main() -> int:
         shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
         jobs.append((f"tuned {case}", lambda c=case, s=shape: _tuned(load(ref / f"{c}.net", **s)),
                      ref / f"{case}.input.npy", x.shape[-1]))
+    for case in NIR_CASES:  # NIR files of tests/data/nir, compiled as `slayerc compile x.nir`
+        x = np.load(NIR_DATA / f"{case}.npz")["x"][0]  # the peers' seeded spikes, sample 0
+        nir_in = tmp / f"nir_{case}.npy"
+        np.save(nir_in, x.astype(np.float32))
+        jobs.append((f"nir {case}", lambda c=case: _nir_compiled(c), nir_in, x.shape[-1]))
+    pool_lif_in = tmp / "nir_pool_lif_2x8x8.npy"  # AvgPool2d → LIF: the pool's own conv layer
+    np.save(pool_lif_in, (np.random.default_rng(3).random((2, 8, 8, 40)) < 0.3).astype(
+        np.float32))
+    jobs.append(("nir Conv-LIF-AvgPool-LIF-Flatten-Linear-LIF", _nir_pool_lif, pool_lif_in, 40))
     jobs = [j for j in jobs if j[0].startswith(tuple(args.only))] if args.only else jobs
     failed = 0
     for name, make, inp, steps in jobs:
@@ -162,6 +179,47 @@ def _tuned(g):
         opt.step()
     return PassManager.from_string(
         "legalize-delay{max=62,target=loihi2},legalize-quant{target=loihi2}").run(from_module(m))
+
+
+def _nir_compiled(case: str):
+    """``slayerc compile tests/data/nir/CASE.nir`` for loihi2 (the file's own dt/convention)."""
+    import warnings
+
+    from slayerc.driver import compile_file
+
+    meta = np.load(NIR_DATA / f"{case}.npz")
+    opts = {"dt": float(meta["dt"]), "convention": str(meta["convention"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # legalize-layers' notes; the comparison is the check
+        return compile_file(NIR_DATA / f"{case}.nir", **opts).graph
+
+
+def _nir_pool_lif():
+    """A NIR graph built with the nir package whose average pool feeds a LIF."""
+    import nir
+
+    from slayerc.frontend.nir_import import from_nir
+
+    rng = np.random.default_rng(1)
+
+    def lif(*s):
+        return nir.LIF(tau=np.full(s, 1e-3), r=np.full(s, 10.0), v_leak=np.zeros(s),
+                       v_threshold=np.full(s, 1.0), v_reset=np.zeros(s))
+
+    two = np.array([2, 2])
+    graph = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([2, 8, 8])}),
+        "conv": nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 1, (4, 2, 3, 3)), stride=1,
+                           padding=1, dilation=1, groups=1, bias=np.zeros(4)),
+        "lif1": lif(4, 8, 8),
+        "pool": nir.AvgPool2d(kernel_size=two, stride=two, padding=np.array([0, 0])),
+        "lif2": lif(4, 4, 4),
+        "flat": nir.Flatten(input_type={"input": np.array([4, 4, 4])}, start_dim=0),
+        "fc": nir.Linear(weight=rng.normal(0.5, 1, (5, 64))), "lif3": lif(5),
+        "out": nir.Output(output_type={"output": np.array([5])})},
+        edges=[("in", "conv"), ("conv", "lif1"), ("lif1", "pool"), ("pool", "lif2"),
+               ("lif2", "flat"), ("flat", "fc"), ("fc", "lif3"), ("lif3", "out")])
+    return _compiled(from_nir(graph))
 
 
 def _convsnn():

@@ -26,6 +26,15 @@ channels) becomes a per-channel bias, and the node keeps its name and ``loc``.  
 bit-identical in the interpreter and the fixed-point runtime (the same products and sums).
 For a target that holds pool layers (``slayerc``) the graph is returned unchanged.
 
+**A pool without a neuron** (NIR's ``LIF → AvgPool2d → Flatten → Linear → LIF``, snnTorch's
+usual conv net) would be a netlist layer without a neuron, which netx cannot load.  When the
+lowered pool feeds, through one ``tensor.flatten``, a ``synapse.dense`` (each read by nothing
+else), it is folded into that dense synapse: ``W' = W·P`` (``P`` the pool's linear map, applied
+as the adjoint of its conv to ``W``'s rows) and ``b' = b + W·P(b_pool)``; the flatten then
+reads the pool's input.  Exact in real arithmetic (float32 sums are reordered: the interpreter
+agrees to rounding); a note names both nodes (``fold=false`` keeps the pool, which the writer
+then refuses by name).
+
 Before (``C = 4``, ``H = W = 10``, remainder 2)::
 
     %p = synapse.pool(%s) {kernel = [4, 4], stride = [4, 4], weight = @p.w} : f32[4, 3, 3]
@@ -60,9 +69,11 @@ INVALIDATES: frozenset[str] = frozenset()
 
 @dataclass(frozen=True)
 class Options:
-    """``target``: pools are lowered only when its netlist cannot hold a ``pool`` layer."""
+    """``target``: pools are lowered only when its netlist cannot hold a ``pool`` layer;
+    ``fold``: fold a lowered pool without a neuron into the dense synapse it feeds."""
 
     target: str = "loihi2"
+    fold: bool = True
 
 
 def run(g: Graph, opts: Options = Options()) -> Graph:
@@ -76,9 +87,11 @@ def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]
     if layers is None or "pool" in layers:
         return g, Report(NAME)
     rw, notes = Rewriter(g), []
-    for node in g:
-        if node.OP == "synapse.pool":
-            rw.nodes[node.name] = _lower(rw, node, opts.target, notes)
+    pools = [node for node in g if node.OP == "synapse.pool"]
+    for node in pools:
+        rw.nodes[node.name] = _lower(rw, node, opts.target, notes)
+    for node in pools if opts.fold else ():
+        _fold_into_dense(rw, node, notes)
     return rw.finish(ESTABLISHES, INVALIDATES), Report(NAME, tuple(notes))
 
 
@@ -160,3 +173,64 @@ def _remainder_note(ax: list[_Axis]) -> str:
             f"row(s), {ax[1].lead} column(s) and padding {[ax[0].padding, ax[1].padding]}"
             + (f", with the dilated {' and '.join(spread)} spread out to dilation 1"
                if spread else ""))
+
+
+# ---------------------------------------------------------------- a pool without a neuron
+
+
+def _fold_into_dense(rw: Rewriter, pool: Op, notes: list[Note]) -> None:
+    """Fold the lowered ``pool`` into ``flatten → dense`` after it (see the docstring)."""
+    conv = rw.nodes[pool.name]
+    flat = rw.only_user(conv.name)
+    dense = rw.only_user(flat.name) if flat is not None and flat.OP == "tensor.flatten" else None
+    if dense is None or dense.OP != "synapse.dense" or dense.inputs != (flat.name,) or any(
+            getattr(n, a) is not None for n in (conv, dense)
+            for a in ("weight_imag", "quant_scale")):
+        return  # a neuron (or something else) follows: a layer of its own
+    k, w = _masked_weight(rw, conv), _masked_weight(rw, dense)
+    src = rw.nodes[conv.inputs[0]]
+    gy = w.reshape(w.shape[0], *conv.shape)  # type: ignore[misc]
+    folded = conv_adjoint(gy, k, src.shape, conv).reshape(w.shape[0], -1)  # type: ignore
+    dtype = rw.params[dense.weight.name].dtype  # type: ignore[union-attr]
+    changes = {"weight": rw.put(dense.weight, f"{dense.name}.weight", folded.astype(dtype)),
+               "mask": None}
+    if conv.bias is not None:  # type: ignore[attr-defined]
+        b = np.asarray(rw.params[conv.bias.name], np.float64)  # type: ignore[attr-defined]
+        extra = gy.reshape(*gy.shape[:2], -1).sum(-1) @ b
+        old = 0.0 if dense.bias is None else rw.params[dense.bias.name]  # type: ignore
+        changes["bias"] = rw.put(dense.bias, f"{dense.name}.bias",  # type: ignore[attr-defined]
+                                 (old + extra).astype(dtype))
+    rw.nodes[dense.name] = dense.replace(**changes)
+    rw.nodes[flat.name] = flat.replace(shape=(int(np.prod(src.shape)),))  # type: ignore
+    rw.bypass(conv.name)
+    notes.append(note(f"folded {pool.describe()} (no neuron after it: no netlist layer of its "
+                      f"own) into {dense.describe()}: weight {list(w.shape)} -> "
+                      f"{list(folded.shape)}"))
+
+
+def _masked_weight(rw: Rewriter, syn: Op) -> np.ndarray:
+    w = np.asarray(rw.params[syn.weight.name], np.float64)  # type: ignore[attr-defined]
+    mask = syn.mask  # type: ignore[attr-defined]
+    return w if mask is None else w * np.asarray(rw.params[mask.name], np.float64)
+
+
+def conv_adjoint(gy: np.ndarray, k: np.ndarray, in_shape: tuple[int, ...], conv: Op
+                 ) -> np.ndarray:
+    """``gy [O, Cout, Ho, Wo]`` through the transpose of ``conv`` (kernel ``k``): ``[O, C, H, W]``.
+
+    Row ``o`` of the result is the input-side weight of ``x ↦ Σ gy[o] · conv(x)``.
+    """
+    (sh, sw), (ph, pw) = _pair(conv.stride), _pair(conv.padding)  # type: ignore[attr-defined]
+    (dh, dw), groups = _pair(conv.dilation), conv.groups  # type: ignore[attr-defined]
+    c, h, w = in_shape
+    n, (cout, cig, kh, kw), (ho, wo) = gy.shape[0], k.shape, gy.shape[2:]
+    og = cout // groups
+    gyg = gy.reshape(n, groups, og, ho, wo)
+    kg = k.reshape(groups, og, cig, kh, kw)
+    x = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
+    for a in range(kh):
+        for b in range(kw):
+            part = np.einsum("ngqij,gqc->ngcij", gyg, kg[..., a, b]).reshape(n, c, ho, wo)
+            x[:, :, a * dh:a * dh + sh * (ho - 1) + 1:sh, b * dw:b * dw + sw * (wo - 1) + 1:sw] \
+                += part
+    return x[:, :, ph:ph + h, pw:pw + w]

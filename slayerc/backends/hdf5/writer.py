@@ -391,6 +391,11 @@ def _loihi2_problems(layer: Layer, group: dict[str, Any]) -> Iterator[BackendErr
         yield _err(n, "neuron/activation", f"{why} run it as relu")
     if layer.kind in ("dense", "dense_rec") and layer.neuron is None:
         yield _err(n, "neuron", f"{why} give it a default CUBA neuron that never spikes")
+    elif layer.syn is not None and layer.neuron is None:
+        yield _err(n, "neuron", f"a {layer.kind} layer without a neuron cannot be loaded by "
+                   "netx 0.6 (it reads every synaptic layer's neuron); put a neuron after it, "
+                   "or fold it into the next synapse (lower-pool folds a pool that feeds "
+                   "flatten → dense)")
     complex_ = isinstance(group.get("weight"), dict)
     if complex_ and layer.kind != "dense":
         yield _err(n, "weight", f"{why} read only real weights on a {layer.kind} layer")

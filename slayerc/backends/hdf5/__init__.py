@@ -54,7 +54,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from slayerc.backends.hdf5.h5io import dump_tree, load_tree
+from slayerc.backends.hdf5.h5io import FixedStr, Str, dump_tree, load_tree, write_into
 from slayerc.backends.hdf5.reader import tree_to_graph
 from slayerc.backends.hdf5.schema import FORMAT_VERSION
 from slayerc.backends.hdf5.writer import TARGETS, graph_to_tree
@@ -62,7 +62,7 @@ from slayerc.errors import BackendError
 from slayerc.ir.core import Graph
 from slayerc.ir.fileio import paused_gc
 
-__all__ = ["FORMAT_VERSION", "TARGETS", "read", "write"]
+__all__ = ["FORMAT_VERSION", "TARGETS", "FixedStr", "Str", "read", "write", "write_into"]
 
 
 def read(path: str | os.PathLike, input_shape: Sequence[int] | None = None) -> Graph:

@@ -180,6 +180,13 @@ def dump_tree(path: str | os.PathLike, tree: dict[str, Any]) -> None:
     atomic_write(path, write)
 
 
+def write_into(group: Any, tree: dict[str, Any]) -> None:
+    """Write ``tree`` into an open h5py group (a block's ``export_hdf5(handle)``), with the
+    encodings :func:`dump_tree` uses: ``FixedStr`` as ``S10`` (1,), ``Str`` as a variable-length
+    string, everything else as the numpy array it is."""
+    _write_group(group.id, tree)
+
+
 def _write_group(g: h5py.h5g.GroupID, tree: dict[str, Any],
                  cache: dict[Any, Any] | None = None) -> None:
     """The tree through h5py's low-level API (what ``create_dataset`` does, without its

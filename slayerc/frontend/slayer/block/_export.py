@@ -6,21 +6,70 @@ bias and delay are float32 arrays of integer values; neuron keys are int64 scala
 int64 arrays), HDF5 bools, and variable-length strings for ``type``/``activation``.
 
 Nothing here changes a module: weights are computed with weight norm and masks applied on the
-fly, delays are clamped and floored on a copy.  The group handle is any h5py-like ``Group``; this
-module does not import h5py.
+fly, delays are clamped and floored on a copy.  The helpers fill a :class:`LayerTree` (an
+in-memory layer group); :func:`through_writer` hands it to the hdf5 backend's writer
+(:func:`slayerc.backends.hdf5.write_into`), so block exports and graph netlists are encoded by
+one writer.  This module does not import h5py.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
+from slayerc.backends.hdf5 import FixedStr, Str, write_into
 from slayerc.ir.target import LOIHI2
 
 from ..synapse.layer import ExportError
 
 MAX_DELAY = LOIHI2.max_delay
 """Largest axonal delay netx accepts on a dense layer (and the Delay modules' clamp)."""
+
+
+class LayerTree:
+    """A layer group being built in memory: the subset of h5py's ``Group`` API that the export
+    helpers use (``create_dataset``, ``create_group``); ``data`` is the tree the writer takes."""
+
+    def __init__(self):
+        self.data: dict = {}
+
+    def create_group(self, name: str) -> LayerTree:
+        """A subgroup (``a/b`` paths make the parents)."""
+        node = self
+        for part in name.split("/"):
+            node.data.setdefault(part, LayerTree().data)
+            sub = LayerTree()
+            sub.data = node.data[part]
+            node = sub
+        return node
+
+    def create_dataset(self, name: str, shape=None, dtype=None, data=None) -> None:
+        """Store ``data`` under ``name`` (``a/b`` makes group ``a``): an ``S10`` (1,) bytes
+        dataset is the layer ``type``, a ``str`` a variable-length string."""
+        parent, _, leaf = name.rpartition("/")
+        node = self.create_group(parent) if parent else self
+        if dtype == "S10":
+            value = FixedStr(data[0].decode("ascii"))
+        elif isinstance(data, str):
+            value = Str(data)
+        else:
+            value = np.asarray(data)
+        node.data[leaf] = value
+
+
+def through_writer(export):
+    """Decorate a block's ``export_hdf5(self, handle)``: the body fills a :class:`LayerTree`,
+    which the hdf5 backend then writes into ``handle`` (an h5py group)."""
+    @functools.wraps(export)
+    def wrapper(self, handle):
+        if isinstance(handle, LayerTree):  # called from another export: fill the same tree
+            return export(self, handle)
+        tree = LayerTree()
+        export(self, tree)
+        write_into(handle, tree.data)
+    return wrapper
 
 
 def h5_value(value):

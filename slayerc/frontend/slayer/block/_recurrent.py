@@ -52,6 +52,7 @@ class AbstractAffine(Block):
     def _real(synapse):
         return synapse.real if synapse.complex else synapse
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes a ``dense`` group; with dynamics its neuron never fires (``vThMant`` 2^18−1)."""
         ex.write_type(handle, "dense")
@@ -160,6 +161,7 @@ class AbstractRecurrent(_Looped):
         s = self._run(z, _matrix(self.recurrent_synapse))
         return self._log(self._post(s))
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes a ``dense_rec`` group (``weight`` and ``weight_rec``)."""
         if self.input_synapse.complex:
@@ -235,6 +237,7 @@ class AbstractKWTA(_Looped):
             s = self.step_delay(s)
         return self._log(s)
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes a ``dense_rec`` group with the KWTA matrix as ``weight_rec``."""
         with torch.no_grad():

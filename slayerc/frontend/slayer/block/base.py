@@ -234,6 +234,7 @@ class AbstractInput(Block):
         """Shape of the input, known after the first forward."""
         return super().shape or self.input_shape
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes an ``input`` layer group."""
         shape = self.export_shape()
@@ -269,6 +270,7 @@ class AbstractFlatten(torch.nn.Module):
         x = x.reshape(x.shape[0], -1, x.shape[-1])
         return (x, None) if self.count_log else x
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes a ``flatten`` layer group."""
         if self.shape is None:
@@ -304,6 +306,7 @@ class AbstractAverage(torch.nn.Module):
         """Shape of the block."""
         return torch.Size([self.num_outputs, 1, 1])
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes an ``average`` layer group (netx 0.6 cannot load it)."""
         ex.write_type(handle, "average")
@@ -327,6 +330,7 @@ class AbstractTimeDecimation(torch.nn.Module):
         x = x.reshape(*x.shape[:-1], -1, self.factor).mean(-1)
         return (x, None) if self.count_log else x
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """TimeDecimation has no netx layer type."""
         raise ExportError("TimeDecimation has no netx layer type; it cannot be exported")
@@ -373,6 +377,7 @@ class AbstractSynaptic(Block):
     def _write_geometry(self, handle):
         ex.write_conv_geometry(handle, self.synapse)
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes the layer group (``dense``, ``conv``, ``pool``, ``convT`` or ``unpool``)."""
         shape = self.export_shape()

@@ -95,6 +95,7 @@ class Output(_SigmaDelta, base.Block):
         shape = getattr(self.neuron.sigma, "shape", None)
         return torch.Size(shape) if shape is not None else torch.Size(self._static_shape)
 
+    @ex.through_writer
     def export_hdf5(self, handle):
         """Writes a ``dense`` group with ``neuron/sigma_output = True``."""
         ex.write_type(handle, "dense")

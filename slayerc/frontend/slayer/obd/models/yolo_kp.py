@@ -50,6 +50,7 @@ class Network(YOLOBase):
         output = [head] if self.training else self.yolo(head, self.anchors[0])
         return output, torch.tensor(count, device=input.device).reshape(1, -1)
 
+    @ex.through_writer
     def export_hdf5_head(self, handle) -> None:
         """Write the output conv + sigma head as a netx ``conv`` layer group."""
         conv = self.heads[0]

@@ -51,7 +51,7 @@ import numpy as np
 from slayerc.errors import PassError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, Op, ParamRef
-from slayerc.ir.target import Target
+from slayerc.ir.target import LOIHI2, Target
 from slayerc.ir.target import get as get_target
 from slayerc.passes.delay_moves import insert_after, move_to_dense
 from slayerc.passes.report import Note, Report, note
@@ -73,7 +73,7 @@ RELAY = {"threshold": 0.5, "current_decay": 1.0, "voltage_decay": 4095 / 4096}
 class Options:
     """``max``: longest delay a layer may hold; ``target``: which layer types may hold one."""
 
-    max: int = 62
+    max: int = LOIHI2.max_delay  # type: ignore[assignment]
     target: str = "loihi2"
 
 

@@ -50,3 +50,21 @@ def test_reference_cases_on_cuda(case):
     y.sum().backward()
     assert xc.grad is not None and torch.isfinite(xc.grad).all()
     assert torch.equal(m(x.cuda()).cpu(), net(x))  # a second call (persistent states carry)
+
+
+@pytest.mark.parametrize("name", ["ConvSNN", "NMNISTNet", "PilotNetSDNN", "RecurrentKWTA",
+                                  "SeedNetwork", "TorchCNN"])
+def test_example_models_through_triton_equal_eager(name):
+    """Every example model through the registered Triton kernels (interpreted on CPU)."""
+    import models
+
+    shape = {"ConvSNN": (2, 2, 16, 16, 12), "NMNISTNet": (2, 2, 34, 34, 12),
+             "PilotNetSDNN": (2, 3, 33, 100, 6), "RecurrentKWTA": (2, 20, 30),
+             "SeedNetwork": (1, 3, 13, 16, 6), "TorchCNN": (2, 2, 16, 16, 12)}[name]
+    torch.manual_seed(0)
+    net = getattr(models, name)().eval()
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.rand(shape, generator=gen) < 0.3).float()
+    if name in ("SeedNetwork", "PilotNetSDNN"):  # graded inputs
+        x = x * torch.rand(shape, generator=gen) * 2
+    compare_with_eager(net, x, "triton")

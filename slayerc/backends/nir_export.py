@@ -11,6 +11,9 @@ at ``dt`` is that neuron exactly (``docs/nir.md``), with unit input gain:
 * otherwise → ``CubaLIF(tau_syn = dt/αu, tau_mem = dt/αv, w_in = tau_syn/dt, r = tau_mem/dt,
   v_leak = bias/αv, θ)``.
 
+A ``neuron.li`` (non-spiking) becomes ``LI(tau = dt/αv, r = tau/dt, v_leak = bias/αv)`` with
+``current_decay = 1``, otherwise ``CubaLI`` (``tau_syn = dt/αu``, ``w_in = tau_syn/dt``).
+
 ``synapse.dense`` → ``Affine``/``Linear`` (mask applied), ``synapse.conv`` → ``Conv2d``,
 ``synapse.pool`` with a uniform kernel → ``SumPool2d``/``AvgPool2d``, ``tensor.flatten`` →
 ``Flatten``, ``tensor.affine`` without bias → ``Scale``, ``dendrite.sigma`` → ``I(r = 1/dt)``,
@@ -231,6 +234,24 @@ def _cuba(ex: _Exporter, node: Op) -> Any:
                        **common)
 
 
+def _li(ex: _Exporter, node: Op) -> Any:
+    if node.persistent:  # type: ignore[attr-defined]
+        raise BackendError(f"{node.describe()}: NIR's neurons have no persistent state")
+    a_u, a_v = ex.value(node, "current_decay"), ex.value(node, "voltage_decay")
+    bias, dt = ex.value(node, "bias"), ex.dt
+    if np.any(a_v == 0) or np.any(a_u == 0):
+        which = "voltage_decay" if np.any(a_v == 0) else "current_decay"
+        raise BackendError(f"{node.describe()}: {which} 0 (a perfect integrator) has no finite "
+                           "NIR time constant")
+    tau_mem = dt / a_v
+    common = {"r": _f32(tau_mem / dt), "v_leak": _f32(bias / a_v)}
+    if np.all(a_u == 1):
+        return ex.nir.LI(tau=_f32(tau_mem), **common)
+    tau_syn = dt / a_u
+    return ex.nir.CubaLI(tau_syn=_f32(tau_syn), tau_mem=_f32(tau_mem), w_in=_f32(tau_syn / dt),
+                         **common)
+
+
 _CONVERTERS = {
     "io.input": _io_input,
     "io.output": _io_output,
@@ -243,4 +264,5 @@ _CONVERTERS = {
     "axon.shift": _delay,
     "axon.delay": _delay,
     "neuron.cuba": _cuba,
+    "neuron.li": _li,
 }

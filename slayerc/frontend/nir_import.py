@@ -18,6 +18,9 @@ updated before the voltage, as snnTorch's ``Synaptic`` and the IR's ``neuron.cub
   ``threshold = (θ − v_reset)/G``, ``bias = (dt/τm)(v_leak − v_reset)/G``.  Exact, except that a
   ``v_reset ≠ 0`` shifts the initial voltage (the IR starts at 0, i.e. at ``v_reset``): an
   approximation that is warned about, or refused with ``approximate=False``.
+* ``LI`` / ``CubaLI`` (non-spiking; the output is the voltage) → ``neuron.li`` with the same
+  decays, bias and gain ``G`` (``current_decay = 1`` for ``LI``), followed by a ``tensor.affine``
+  by ``G`` when ``G ≠ 1`` (the IR integrates ``v/G``; NIR's voltage is ``G·v_IR``).
 * ``Affine``/``Linear`` → ``synapse.dense``, ``Conv2d`` → ``synapse.conv``, ``Conv1d`` →
   ``tensor.reshape`` + ``synapse.conv`` (kernel ``1×k``) + ``tensor.reshape``, ``SumPool2d`` /
   ``AvgPool2d`` → ``synapse.pool`` (ones, or ``1/(kH·kW)``), ``Flatten`` → ``tensor.flatten`` (or
@@ -51,7 +54,8 @@ from slayerc.ir.core import Graph, GraphBuilder, Loc, ShapeProblem, sanitize
 
 DEFAULT_DT = 1e-4
 """Default time step (seconds): snnTorch's NIR export step (Norse uses 1e-3: pass ``dt=1e-3``)."""
-CONVENTIONS = ("euler", "norse")
+CONVENTIONS = ("euler", "snntorch", "norse")
+"""``snntorch`` is another name of ``euler`` (snnTorch's ``Synaptic`` is NIR's Euler step)."""
 
 
 class NirApproximationWarning(UserWarning):
@@ -64,7 +68,8 @@ class Options:
 
     Attributes:
         dt: time step in seconds (None: the file's ``metadata['dt']`` or :data:`DEFAULT_DT`).
-        convention: ``"euler"`` (NIR's equations, forward Euler: snnTorch) or ``"norse"`` (the
+        convention: ``"euler"`` (NIR's equations, forward Euler: snnTorch; also accepted as
+            ``"snntorch"``) or ``"norse"`` (the
             synaptic current takes its input undecayed, as Norse's ``LIFCell``).
         approximate: accept approximations with a warning (False: refuse them with an error).
     """
@@ -104,7 +109,7 @@ def from_nir(graph: Any, *, dt: float | None = None, convention: str = "euler",
     if convention not in CONVENTIONS:
         raise FrontendError(f"{source}: unknown convention {convention!r}; use one of "
                             f"{', '.join(CONVENTIONS)}")
-    opts = Options(float(dt), convention, approximate)
+    opts = Options(float(dt), "euler" if convention == "snntorch" else convention, approximate)
     nodes, edges = _inline(graph, source)
     try:
         return _Importer(nodes, edges, opts, source).run()
@@ -639,14 +644,40 @@ def _uniform(imp: _Importer, key: str, attr: str, arr: np.ndarray, what: str) ->
 
 def _neuron(imp: _Importer, key, node, x, shape, final, loc) -> None:
     kind = type(node).__name__
+    if kind == "Threshold":
+        th = _per_neuron(imp, key, "threshold", imp.array(key, node, "threshold"), shape)
+        imp.add(key, ops.Cuba, final, [x], threshold=_uniform(
+            imp, key, "threshold", th, "threshold"), current_decay=1.0,
+            voltage_decay=1.0, loc=loc)
+        return
+    get, a_u, a_v, g = _discretise(imp, key, node, shape)
+    ones = np.ones(shape)
+    v_reset = get.get("v_reset", 0 * ones)
+    v_leak = get.get("v_leak", 0 * ones)
+    th = float(np.float32(_uniform(imp, key, "v_threshold", (get["v_threshold"] - v_reset) / g,
+                  "threshold (v_threshold − v_reset)/gain")))
+    if th < 0:
+        raise imp.fail(key, f"v_threshold below v_reset (threshold {th!r}) is not expressible")
+    if np.any(v_reset != 0):
+        imp.warn(key, f"v_reset = {float(v_reset.flat[0])!r} ≠ 0: the IR measures the voltage "
+                      "from v_reset and starts it there, so the first steps differ from a peer "
+                      "that starts at 0 (exact after each neuron's first spike)")
+    bias = a_v * (v_leak - v_reset) / g
+    attrs: dict[str, Any] = {"threshold": th,
+                             "current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),
+                             "voltage_decay": _scalar_or_param(imp, f"{final}.voltage_decay", a_v)}
+    if np.any(bias != 0):
+        attrs["bias"] = _scalar_or_param(imp, f"{final}.bias", bias)
+    imp.add(key, ops.Cuba, final, [x], loc=loc, **attrs)
+
+
+def _discretise(imp: _Importer, key, node, shape) -> tuple[dict, np.ndarray, np.ndarray, float]:
+    """A LIF-like node's per-neuron parameters, its decays ``dt/τs`` and ``dt/τm`` (1 without a
+    current, 0 without a leak) and its one input gain ``G = g_u·g_v``."""
+    kind = type(node).__name__
     dt = imp.opts.dt
     get = {a: _per_neuron(imp, key, a, imp.array(key, node, a), shape)
            for a in _NEURON_ATTRS[kind]}
-    if kind == "Threshold":
-        imp.add(key, ops.Cuba, final, [x], threshold=_uniform(
-            imp, key, "threshold", get["threshold"], "threshold"), current_decay=1.0,
-            voltage_decay=1.0, loc=loc)
-        return
     ones = np.ones(shape)
     a_u = dt / get["tau_syn"] if "tau_syn" in get else ones
     a_v = dt / get["tau_mem"] if "tau_mem" in get else (dt / get["tau"] if "tau" in get
@@ -666,38 +697,41 @@ def _neuron(imp: _Importer, key, node, x, shape, final, loc) -> None:
     if np.any(gain <= 0):
         raise imp.fail(key, f"input gain {float(gain.min())!r} (from r, w_in, tau) must be "
                             "positive")
-    v_reset = get.get("v_reset", 0 * ones)
-    v_leak = get.get("v_leak", 0 * ones)
     g = _uniform(imp, key, "gain", gain, "input gain (dt·r/tau_mem · w_in·dt/tau_syn)")
     g = 1.0 if abs(g - 1.0) <= 1e-6 else g  # r = tau/dt written in float32: unit gain
-    th = float(np.float32(_uniform(imp, key, "v_threshold", (get["v_threshold"] - v_reset) / g,
-                  "threshold (v_threshold − v_reset)/gain")))
-    if th < 0:
-        raise imp.fail(key, f"v_threshold below v_reset (threshold {th!r}) is not expressible")
-    if np.any(v_reset != 0):
-        imp.warn(key, f"v_reset = {float(v_reset.flat[0])!r} ≠ 0: the IR measures the voltage "
-                      "from v_reset and starts it there, so the first steps differ from a peer "
-                      "that starts at 0 (exact after each neuron's first spike)")
-    bias = a_v * (v_leak - v_reset) / g
-    attrs: dict[str, Any] = {"threshold": th,
-                             "current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),
+    return get, a_u, a_v, g
+
+
+def _li(imp: _Importer, key, node, x, shape, final, loc) -> None:
+    """LI / CubaLI → ``neuron.li`` (voltage in units of the gain ``G``) and, for ``G ≠ 1``, a
+    ``tensor.affine`` by ``G`` that gives NIR's voltage back: ``v = G·v_IR``."""
+    get, a_u, a_v, g = _discretise(imp, key, node, shape)
+    attrs: dict[str, Any] = {"current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),
                              "voltage_decay": _scalar_or_param(imp, f"{final}.voltage_decay", a_v)}
+    bias = a_v * get["v_leak"] / g
     if np.any(bias != 0):
         attrs["bias"] = _scalar_or_param(imp, f"{final}.bias", bias)
-    imp.add(key, ops.Cuba, final, [x], loc=loc, **attrs)
+    if g == 1.0:
+        imp.add(key, ops.LI, final, [x], loc=loc, **attrs)
+        return
+    v = imp.add(key, ops.LI, imp.helper(f"{final}_v"), [x], loc=loc, **attrs)
+    imp.add(key, ops.Affine, final, [v], scale=float(np.float32(g)), loc=loc)
 
 
 def _scalar_or_param(imp: _Importer, name: str, arr: np.ndarray) -> Any:
-    arr = np.asarray(arr, np.float64)
+    arr = _snap(np.asarray(arr, np.float64))
     if np.all(arr == arr.flat[0]):
         return float(np.float32(arr.flat[0]))  # NIR files hold float32: no 1e-9 residues
     return imp.b.param(name, arr.astype(np.float32))
 
 
-def _unsupported_li(imp: _Importer, key, node, x, shape, final, loc) -> None:
-    raise imp.fail(key, "a non-spiking leaky integrator (LI) has no IR op (neuron.cuba "
-                        "always spikes and resets); end the network on a LIF, or read the "
-                        "voltage of the layer before it")
+def _snap(arr: np.ndarray) -> np.ndarray:
+    """Values within float32 rounding of the IR's 1/4096 grid (decays, states) put on it: NIR
+    files hold float32, so ``dt/tau`` of a decay written as ``tau = dt/α`` misses ``α`` by an
+    ulp, and a bias a hair under the grid would lose a whole state unit to the truncation."""
+    q = np.round(arr * 4096) / 4096
+    near = np.abs(arr - q) <= 4 * np.finfo(np.float32).eps * np.maximum(np.abs(arr), 1 / 4096)
+    return np.where(near, q, arr)
 
 
 _STATELESS = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten")
@@ -707,6 +741,8 @@ _NEURON_ATTRS = {
     "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
     "IF": ("r", "v_threshold", "v_reset"),
     "Threshold": ("threshold",),
+    "LI": ("tau", "r", "v_leak"),
+    "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
 }
 
 _CONVERTERS = {
@@ -724,5 +760,6 @@ _CONVERTERS = {
     "IF": _neuron,
     "Threshold": _neuron,
     "I": _integrator,
-    "LI": _unsupported_li,
+    "LI": _li,
+    "CubaLI": _li,
 }

@@ -26,6 +26,7 @@ from slayerc.ir.ops_layers import (
 )
 from slayerc.ir.ops_neurons import (
     ACTIVATIONS,
+    LI,
     RF,
     Adrf,
     AdrfIz,
@@ -55,7 +56,7 @@ from slayerc.ir.ops_tensor import (
 __all__ = [
     "ACTIVATIONS", "KWTA", "NEURON_OPS", "RF", "SYNAPSE_OPS", "Add", "Adrf", "AdrfIz", "Affine",
     "Alif", "Average", "BatchNorm", "Concat", "Conv", "ConvTranspose", "Cuba", "Delay", "Delta",
-    "Dense", "Dropout", "Flatten", "Input", "MeanOnlyNorm", "Output", "Pool", "Quantize",
+    "Dense", "Dropout", "Flatten", "Input", "LI", "MeanOnlyNorm", "Output", "Pool", "Quantize",
     "RFIz", "Reshape", "Shift", "Sigma", "SigmaDelta", "Unpool", "WeightScaleNorm",
     "pool_is_per_channel",
 ]

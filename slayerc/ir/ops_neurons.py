@@ -192,6 +192,42 @@ class SigmaDelta(_Neuron):
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LI(Op):
+    """``neuron.li``: current-based leaky integrator, non-spiking; its output is the voltage.
+
+    ``u[t] = (1 − αu) u[t−1] + x[t]``; ``v[t] = (1 − αv) v[t−1] + u[t] + bias``; ``y[t] = v[t]``
+    (no threshold, no spike, no reset), with ``αu = current_decay``, ``αv = voltage_decay``.
+    The two integrators are slayer's (lava-dl's ``leaky_integrator``, ``neuron.cuba``'s without
+    its spike): states on the integer grid ``1/(64·scale)``, decays on 12 bits, each decay
+    truncated toward zero.  ``current_decay = 1`` is NIR's ``LI`` (the input drives the voltage
+    directly), otherwise NIR's ``CubaLI``.  No netx neuron type holds it (a netlist carries
+    spikes): ``slayerc``'s own runtimes, ``.sir`` and ``.nir`` only.
+    """
+
+    OP: ClassVar[str] = "neuron.li"
+    #: (attribute, lower bound, upper bound, optional), as ``_Neuron.PARAMS``.
+    PARAMS: ClassVar = _LIF_PARAMS
+    current_decay: ScalarOrParam = 1.0
+    voltage_decay: ScalarOrParam = 0.0
+    bias: ScalarOrParam | None = None
+    scale: int = 64
+    persistent: bool = False
+
+    def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
+        (x, dtype), = ins
+        _want_dtype(dtype, "f32", self.OP)
+        return x, "f32"
+
+    def check(self, g: Graph) -> Iterator[str]:
+        yield from _scalar_or_param(g, self, "bias", optional=True)
+        for attr, lo, hi, optional in self.PARAMS:
+            yield from _scalar_or_param(g, self, attr, lo, hi, optional)
+        if not isinstance(self.scale, int) or self.scale <= 0:
+            yield f"{self.describe()}: scale must be a positive int, got {self.scale!r}"
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Dropout(Op):
     """``neuron.dropout``: drops whole neurons for the whole window in training; identity here.
 

@@ -23,6 +23,7 @@ from slayerc.ir import target as ir_target
 from slayerc.ir.core import Graph, Op, ParamRef
 from slayerc.ir.shapes import infer_shapes
 from slayerc.ir.verify import verify
+from slayerc.runtime import neurons as families
 
 TARGETS = tuple(ir_target.TARGETS)
 NEURONS = frozenset(ops.NEURON_OPS | {"dendrite.sigma"})
@@ -462,6 +463,17 @@ def _stores_csr(layer: Layer, group: dict[str, Any]) -> bool:
             and isinstance(group.get("weight"), np.ndarray))
 
 
+def _no_netlist_neuron(g: Graph) -> None:
+    """Refuse a neuron family with no netlist neuron type (e.g. the non-spiking neuron.li)."""
+    for node in g:
+        if node.OP in families.FAMILIES and node.OP.startswith("neuron.") \
+                and node.OP not in s.TYPE_OF_OP:
+            raise _err(node, None, f"{node.OP} has no netx neuron type (a netlist holds "
+                       f"{', '.join(s.NEURON_TYPES)} neurons, which spike); keep the graph in a "
+                       ".sir or .nir file (slayerc's runtimes run it), or end the network on a "
+                       "spiking neuron")
+
+
 def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
     """The dict tree (see ``h5io.dump_tree``) of ``g`` as a netlist for ``target``."""
     ir_target.get(target, BackendError)
@@ -469,6 +481,7 @@ def graph_to_tree(g: Graph, target: str) -> dict[str, Any]:
         g = verify(g if "shapes" in g.facts else infer_shapes(g))
     except VerifyError as e:
         raise BackendError(f"graph @{g.name} cannot be written: {e}") from e
+    _no_netlist_neuron(g)
     layers = match_layers(g)
     groups = {str(i): EMITTERS[layer.kind](g, layer) for i, layer in enumerate(layers)}
     if target == "slayerc":

@@ -38,6 +38,7 @@ FAMILIES: dict[str, str] = {
     "neuron.adrf": "slayerc.runtime.neurons.adrf",
     "neuron.adrf_iz": "slayerc.runtime.neurons.adrf_iz",
     "neuron.sigma_delta": "slayerc.runtime.neurons.sigma_delta",
+    "neuron.li": "slayerc.runtime.neurons.li",
     "axon.delta": "slayerc.runtime.neurons.delta",
     "axon.shift": "slayerc.runtime.neurons.shift",
     "axon.delay": "slayerc.runtime.neurons.delay",

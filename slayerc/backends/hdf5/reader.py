@@ -227,6 +227,8 @@ def _bias(r: _Reader, grp: dict, w: Where, k: str) -> ParamRef | None:
     if v.ndim not in (1, 3):
         raise w.error("bias", f"expected a per-channel array, got {s.describe_value(v)}")
     a = s.as_weight(v, "bias", w, v.ndim)
+    if a.ndim == 3:  # per neuron, in netx's (W, H, C) order: the IR's is (C, H, W)
+        a = a.transpose(2, 1, 0).copy()
     lo, hi = LOIHI2.bias_range
     r.quant_ok &= bool(a.min() >= lo and a.max() <= hi)
     return r.param(f"layer{k}.bias", a / 64)

@@ -349,6 +349,8 @@ def _emit_synaptic(g: Graph, layer: Layer) -> dict[str, Any]:
     bias = getattr(neuron, "bias", None)
     if bias is not None:
         b = _ints(g, neuron, "bias", bias, unit).astype(np.float32)
+        # per neuron of a 3-d layer: netx's neuron order (W, H, C), as its ``shape[::-1]``
+        b = b.transpose(2, 1, 0).copy() if b.ndim == 3 else b
         out["bias"] = b if b.ndim else np.full(cout, b, np.float32)
     if layer.delay is not None:
         out["delay"] = _channels_delay(g, layer, cin, cout)

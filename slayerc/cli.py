@@ -68,7 +68,8 @@ def cmd_opt(args: argparse.Namespace) -> int:
         results = [_opt_one(args, lambda c=c: parse(c, filename=args.input)) for c in chunks]
         print(f"\n{SPLIT_MARKER}\n".join(r.rstrip("\n") for r in results))
         return 0
-    out = _opt_one(args, lambda: load(args.input, **_reader_options(args)), keep_graph=True)
+    options = {**_reader_options(args), **_nir_options(args, args.input)}
+    out = _opt_one(args, lambda: load(args.input, **options), keep_graph=True)
     if isinstance(out, str):  # --verify-diagnostics matched an error
         print(out)
         return 0
@@ -132,10 +133,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from slayerc.ir.summary import layer_table
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
+    nir_options = _nir_options(args, args.model)
     if not _is_model_spec(args.model):  # a graph file: .sir, .net or an imported format
         if args.weights or args.quant_report:
             raise SlayerError("--weights and --quant-report apply to MODEL.py:NAME inputs")
         options = {"input_shape": args.input_shape} if args.input_shape else {}
+        options.update(nir_options)
         done = compile_file(args.model, target=args.target, pipeline=args.passes,
                             output=args.output, time_passes=args.time_passes, **options)
     else:
@@ -304,6 +307,35 @@ def _reader_options(args: argparse.Namespace) -> dict:
     return {"input_shape": shape} if shape else {}
 
 
+def _nir_arguments(s: argparse.ArgumentParser) -> None:
+    """``--dt`` and ``--convention``: how a .nir input is discretised (the NIR importer's)."""
+    s.add_argument("--dt", type=_seconds, metavar="SECONDS",
+                   help="NIR inputs: the time step that discretises the neurons (default: the "
+                        "file's metadata dt, else 1e-4, snnTorch's)")
+    s.add_argument("--convention", choices=("snntorch", "euler", "norse"),
+                   help="NIR inputs: snntorch/euler (NIR's equations, forward Euler; default) "
+                        "or norse (the synaptic current takes its input undecayed)")
+
+
+def _nir_options(args: argparse.Namespace, path: str) -> dict:
+    """The importer keywords of ``--dt``/``--convention`` (a usage error for other inputs)."""
+    opts = {k: v for k in ("dt", "convention") if (v := getattr(args, k, None)) is not None}
+    if opts and not str(path).lower().endswith(".nir"):
+        raise SlayerError(f"--{'/--'.join(opts)} appl{'ies' if len(opts) == 1 else 'y'} only "
+                          f"to .nir inputs, not {path}")
+    return opts
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, e.g. 1e-3, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"the time step must be positive, got {text!r}")
+    return value
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(d) for d in text.split(","))
@@ -343,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", default="loihi2", choices=("loihi2", "slayerc"),
                    help="netlist target when writing .net (default loihi2)")
     s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
+    _nir_arguments(s)
     s.add_argument("--print-ir-after-all", action="store_true", help="print IR after each pass")
     s.add_argument("--print-ir-after", action="append", metavar="PASS",
                    help="print IR after this pass (repeatable)")
@@ -368,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-step input shape, without batch and time (needed for a model)")
     s.add_argument("--steps", type=int, metavar="T", help="time steps to trace (needed for a "
                    "model)")
+    _nir_arguments(s)
     s.add_argument("-p", "--passes", default=None, metavar="PIPELINE",
                    help="passes to run (default: the target's default pipeline; '' for none)")
     s.add_argument("--quant-report", action="store_true",

@@ -45,23 +45,27 @@ from slayerc.errors import FrontendError, SlayerError
 from slayerc.frontend.onnx import model as _model
 from slayerc.frontend.onnx.convert import Converter, Options
 from slayerc.frontend.onnx.outbias import add_output_biases
-from slayerc.frontend.onnx.report import SdnnReport, sdnn_report
+from slayerc.frontend.onnx.report import SdnnReport, netlist_outputs, sdnn_report
+from slayerc.frontend.onnx.scales import best_ramp
 from slayerc.ir.core import Graph
 from slayerc.ir.shapes import infer_shapes
 from slayerc.ir.verify import verify
 
-__all__ = ["SdnnReport", "load_onnx", "sdnn_report"]
+__all__ = ["SdnnReport", "load_onnx", "netlist_outputs", "sdnn_report"]
 
 
 def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
               steps: int | None = None, threshold: float | Mapping[str, float] = 1.0 / 256,
               normalize: bool = True, activation_max: float = 4.0,
-              calibration: Any = None) -> Graph:
+              calibration: Any = None, ramp: float | None = None,
+              output_exp: int | None = None) -> Graph:
     """Read an ONNX file as a sigma-delta IR graph (see the module docstring).
 
     ``input_shape``: the per-sample input shape (``(C, H, W)``), needed when the file's is
     dynamic; ``steps`` is accepted for the CLI's sake (a static input settles within
-    ``depth`` steps; the graph itself has no length).
+    ``depth`` steps; the graph itself has no length).  ``ramp`` (None: the best of
+    :data:`~slayerc.frontend.onnx.scales.RAMPS` on the calibration batch) and ``output_exp``
+    (None: the top of the weight mantissa) choose the scales (:mod:`.scales`).
     """
     del steps
     onnx_model = _model.read(path)
@@ -73,8 +77,21 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     inits = _model.constants(onnx_model)
     dims = _model.input_dims(path, onnx_model, inits, input_shape)
     calib = _calibration(path, dims, calibration)
-    opts = Options(dict(threshold) if isinstance(threshold, Mapping) else float(threshold),
-                   bool(normalize), float(activation_max))
+    th = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
+
+    def convert(r: float) -> Graph:
+        opts = Options(th, bool(normalize), float(activation_max), output_exp, r)
+        return _convert(path, onnx_model, inits, opts, dims, calib)
+
+    if ramp is not None or not normalize or len(calib) != 1:
+        return convert(1.0 if ramp is None else float(ramp))
+    first = convert(1.0)
+    return best_ramp(convert, next(iter(calib.values())), _settle_steps(first))[0]
+
+
+def _convert(path: str | os.PathLike, onnx_model: Any, inits: dict[str, np.ndarray],
+             opts: Options, dims: dict[str, tuple[int, ...]],
+             calib: dict[str, torch.Tensor]) -> Graph:
     conv = Converter(path, onnx_model, inits, opts)
     conv.run(dims, calib)
     add_output_biases(conv.b, getattr(conv, "pending_out", {}), os.fspath(path))
@@ -85,6 +102,15 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
         first = str(e).strip().splitlines()
         raise FrontendError(f"{os.fspath(path)}: the converted graph does not check: "
                             f"{' '.join(first[:3])}") from e
+
+
+def _settle_steps(g: Graph) -> int:
+    """Steps after which a static input has settled: the most one-step holds on a path, +3."""
+    depth: dict[str, int] = {}
+    for n in g:
+        d = max((depth[i] for i in n.inputs), default=0)
+        depth[n.name] = d + (n.OP == "axon.shift")
+    return max(depth.values(), default=0) + 3
 
 
 def _calibration(path: str | os.PathLike, dims: dict[str, tuple[int, ...]],

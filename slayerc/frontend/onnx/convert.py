@@ -28,9 +28,15 @@ from slayerc.ir import ops
 from slayerc.ir.core import GraphBuilder, Loc, ParamRef, sanitize
 
 #: Store conv-layer biases per channel (see :func:`_compact`).
-COMPACT_CONV = False
+COMPACT_CONV = True
 #: Threshold and bias grid of the netlist (``vThMant`` and ``bias`` count 1/64).
 GRID = 64.0
+#: Largest weight of the netlist's 8-bit mantissa on the 2/64 grid (127·2/64).
+WEIGHT_TOP = 254 / 64
+#: Pool weights sit exactly on this grid (legalize-quant's 2/64 weight step).
+WEIGHT_STEP = 2 / 64
+#: The largest value of the constant neuron that computes an output bias (outbias.py).
+CONST_MAX = 4.0
 
 
 @dataclass
@@ -57,6 +63,8 @@ class Options:
     threshold: float | dict[str, float] = 1.0 / 256
     normalize: bool = True
     activation_max: float = 4.0
+    output_exp: int | None = None
+    ramp: float = 1.0
 
 
 @dataclass
@@ -95,6 +103,7 @@ class Converter:
             for i in node.input:
                 self.consumers.setdefault(i, []).append(node)
         self.final = self._final_segment()
+        self._after: dict[str, int] = {}
         self.node: Any = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -155,6 +164,23 @@ class Converter:
                 todo.extend(n.input)
         return seen
 
+    def stages_after(self, tensor: str) -> int:
+        """Most weighted ops (Conv, Gemm, MatMul) on a path from ``tensor`` to an output."""
+        if tensor not in self._after:
+            self._after[tensor] = 0
+            best = 0
+            for n in self.consumers.get(tensor, []):
+                own = n.op_type in ("Conv", "Gemm", "MatMul")
+                best = max(best, own + max((self.stages_after(o) for o in n.output), default=0))
+            self._after[tensor] = best
+        return self._after[tensor]
+
+    def target_max(self, tensor: str) -> float:
+        """The largest activation the stream of ``tensor`` should carry (``activation_max``,
+        divided by ``ramp`` per hidden weighted layer between it and the output)."""
+        hidden = max(self.stages_after(tensor) - 1, 0)
+        return self.opts.activation_max / self.opts.ramp ** hidden
+
     def segment_max(self, tensor: str, calib: torch.Tensor) -> float:
         """Largest calibration activation of the ReLUs reached from ``tensor`` through linear
         ops (the layer the scale is chosen for), else the tensor's own largest magnitude."""
@@ -173,11 +199,21 @@ class Converter:
             best = float(calib.abs().max()) if calib.numel() else 0.0
         return best if best > 0 else 1.0
 
-    def kappa_for(self, tensor: str, calib: torch.Tensor) -> float:
-        """The scale of a new synapse's output."""
-        if not self.opts.normalize or tensor in self.final:
+    def kappa_for(self, tensor: str, calib: torch.Tensor, w_unit: float = 0.0) -> float:
+        """The scale of a new synapse's output; ``w_unit`` is its largest IR weight at scale 1
+        (scale ``k`` makes it ``k·w_unit``, which must stay on the 8-bit mantissa).
+
+        Hidden layers: ``target_max / largest activation``, capped so the weights fit.  The
+        synapses of the final (linear) segment: the power of two ``2^output_exp`` that puts the
+        largest weight in the mantissa's top octave (the output decoder undoes it)."""
+        if not self.opts.normalize:
             return 1.0
-        return self.opts.activation_max / self.segment_max(tensor, calib)
+        top = WEIGHT_TOP / w_unit if w_unit > 0 else math.inf
+        if tensor in self.final:
+            if self.opts.output_exp is not None:
+                return 2.0 ** self.opts.output_exp
+            return 2.0 ** math.floor(math.log2(top)) if math.isfinite(top) else 1.0
+        return min(self.target_max(tensor) / self.segment_max(tensor, calib), top)
 
     def aligned(self, vals: list[Val]) -> tuple[list[str], float]:
         """Stream nodes of ``vals`` brought to one scale (``tensor.affine`` where needed)."""
@@ -219,7 +255,7 @@ class Converter:
         self.vals = dict(self.vals)
         self.b = GraphBuilder()
         self.relu_max: dict[str, float] = {}
-        opts, self.opts = self.opts, Options(self.opts.threshold, False, 1.0)
+        opts, self.opts = self.opts, Options(self.opts.threshold, False, 1.0, None, 1.0)
         try:
             for node in self.model.graph.node:
                 self.node = node
@@ -241,7 +277,7 @@ class Converter:
         top = float(calib.abs().max()) or 1.0
         kappa = 1.0
         if self.opts.normalize:
-            kappa = max(round(self.opts.activation_max / top * GRID), 1) / GRID
+            kappa = max(round(self.target_max(name) / top * GRID), 1) / GRID
         if kappa != 1.0:
             x = self.b.add(ops.Affine, f"{name}_scale", [x], scale=kappa,
                            loc=Loc(module=name, file=self.path))
@@ -265,16 +301,16 @@ class Converter:
         v = self.vals[name]
         if v.node is None:
             raise fail(self.path, None, f"output '{name}' is a constant; nothing to compute")
-        src = v.node
-        if not math.isclose(v.kappa, 1.0, rel_tol=1e-12):
-            src = self.b.add(ops.Affine, f"{name}_unscale", [src], scale=1.0 / v.kappa,
-                             loc=Loc(module=name, file=self.path))
-        sig = self.b.add(ops.Sigma, f"{sanitize(name)}_sigma", [src],
+        sig = self.b.add(ops.Sigma, f"{sanitize(name)}_sigma", [v.node],
                          loc=Loc(module=name, file=self.path))
         self.pending_out = getattr(self, "pending_out", {})
         if v.offset is not None and np.any(v.offset != 0):
-            self.pending_out[sig] = v.offset / v.kappa
-        self.b.add(ops.Output, name, [sig], loc=Loc(module=name, file=self.path))
+            self.pending_out[sig] = v.offset
+        src = sig
+        if not math.isclose(v.kappa, 1.0, rel_tol=1e-12):
+            src = self.b.add(ops.Affine, f"{sanitize(name)}_decode", [src], scale=1.0 / v.kappa,
+                             loc=Loc(module=name, file=self.path))
+        self.b.add(ops.Output, name, [src], loc=Loc(module=name, file=self.path))
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -325,26 +361,24 @@ def _conv(c: Converter, node: Any, attrs: dict) -> None:
     groups = int(attrs.get("group", 1))
     kw = dict(stride=stride, padding=pads, dilation=dil, groups=groups)
     wt = torch.as_tensor(w, dtype=torch.float32)
-    bt = None if b is None else torch.as_tensor(b, dtype=torch.float32)
+    bt = None if b is None else torch.tensor(np.asarray(b), dtype=torch.float32)
     try:
         y = F.conv2d(x.calib.float(), wt, bt, **kw)
     except RuntimeError as e:
         raise c.err(f"the weight {list(w.shape)} does not fit the input {list(x.shape)}: "
                     f"{str(e).splitlines()[0]}") from e
-    ko = c.kappa_for(node.output[0], y)
-    w_ir = w * (ko / x.kappa)
-    ref = c.param(f"{c.base()}.weight", w_ir)
+    off = None  # the constant part of the output at scale 1
+    if x.offset is not None:
+        o = torch.as_tensor(x.offset[None] / x.kappa, dtype=torch.float64)
+        off = F.conv2d(o, torch.as_tensor(w), None, **kw)[0].numpy()
+    if b is not None:
+        off = b.astype(np.float64)[:, None, None] + (0 if off is None else off)
+        off = np.broadcast_to(off, y.shape[1:]).copy()
+    ko = c.kappa_for(node.output[0], y, _w_unit(c, node, w / x.kappa, off))
+    ref = c.param(f"{c.base()}.weight", w * (ko / x.kappa))
     syn = c.add(ops.Conv, c.base(), [c.hold(x.node)], weight=ref, stride=stride, padding=pads,
                 dilation=dil, groups=groups)
-    off = None
-    if x.offset is not None:
-        o = torch.as_tensor(x.offset[None], dtype=torch.float64)
-        off = F.conv2d(o, torch.as_tensor(w_ir), None, **kw)[0].numpy()
-    if b is not None:
-        bias = (ko * b.astype(np.float64))[:, None, None]
-        off = bias + (0 if off is None else off)
-        off = np.broadcast_to(off, y.shape[1:]).copy()
-    c.vals[node.output[0]] = Val(syn, y, ko, off)
+    c.vals[node.output[0]] = Val(syn, y, ko, None if off is None else ko * off)
 
 
 def _dense(c: Converter, node: Any, x: Val, w: np.ndarray, b: np.ndarray | None) -> None:
@@ -355,15 +389,23 @@ def _dense(c: Converter, node: Any, x: Val, w: np.ndarray, b: np.ndarray | None)
     y = x.calib.double() @ torch.as_tensor(w).T
     if b is not None:
         y = y + torch.as_tensor(np.broadcast_to(b, (w.shape[0],)).astype(np.float64))
-    ko = c.kappa_for(node.output[0], y)
-    w_ir = w * (ko / x.kappa)
-    ref = c.param(f"{c.base()}.weight", w_ir)
-    syn = c.add(ops.Dense, c.base(), [c.hold(x.node)], weight=ref)
-    off = None if x.offset is None else w_ir @ x.offset
+    off = None if x.offset is None else w @ (x.offset / x.kappa)  # constant part, scale 1
     if b is not None:
-        off = ko * np.broadcast_to(b, (w.shape[0],)).astype(np.float64) + (0 if off is None
-                                                                            else off)
-    c.vals[node.output[0]] = Val(syn, y.float(), ko, off)
+        off = np.broadcast_to(b, (w.shape[0],)).astype(np.float64) + (0 if off is None else off)
+    ko = c.kappa_for(node.output[0], y, _w_unit(c, node, w / x.kappa, off))
+    ref = c.param(f"{c.base()}.weight", w * (ko / x.kappa))
+    syn = c.add(ops.Dense, c.base(), [c.hold(x.node)], weight=ref)
+    c.vals[node.output[0]] = Val(syn, y.float(), ko, None if off is None else ko * off)
+
+
+def _w_unit(c: Converter, node: Any, w: np.ndarray, off: np.ndarray | None) -> float:
+    """The largest weight of a synapse at output scale 1; in the final segment also its
+    output bias over the largest constant neuron (:mod:`~slayerc.frontend.onnx.outbias`),
+    since that bias becomes a weight too."""
+    top = float(np.abs(w).max()) if w.size else 0.0
+    if off is not None and node.output[0] in c.final:
+        top = max(top, float(np.abs(off).max()) / CONST_MAX)
+    return top
 
 
 def _gemm(c: Converter, node: Any, attrs: dict) -> None:
@@ -406,11 +448,8 @@ def _relu(c: Converter, node: Any, attrs: dict) -> None:
 
 
 def _compact(off: np.ndarray) -> np.ndarray:
-    """A per-neuron offset as one value per channel when it is constant over (H, W).
-
-    Not yet for conv layers: the float sigma-delta kernel broadcasts a ``(C,)`` bias over a
-    ``[N, C, H, W, T]`` input wrongly (``runtime/neurons/sigma_delta.py``), so conv layers keep
-    the per-neuron ``(C, H, W)`` bias, which every runtime reads alike."""
+    """A per-neuron offset as one value per channel when it is constant over (H, W) (netx's
+    conv layers take either; per channel is what lava-dl writes)."""
     if off.ndim == 3 and COMPACT_CONV:
         flat = off.reshape(off.shape[0], -1)
         if np.all(flat == flat[:, :1]):
@@ -545,8 +584,14 @@ def _pool(c: Converter, node: Any, attrs: dict) -> None:
             raise c.err("ceil_mode=1 is not supported; use ceil_mode=0")
     y = F.avg_pool2d(x.calib.float(), kernel, stride, pads, count_include_pad=True)
     ch = x.shape[0]
-    ko = c.kappa_for(node.output[0], y)
-    scale = ko / x.kappa / float(np.prod(kernel))
+    taps = float(np.prod(kernel))
+    ko = c.kappa_for(node.output[0], y, 1.0 / (taps * x.kappa))
+    if node.output[0] not in c.final and c.opts.normalize:
+        # A pool of ReLU outputs is at most their maximum: keep the scale (ratio ~1) with
+        # the weight 1/taps exactly on the netlist grid, so the pool adds no error.
+        steps = min(max(round(1.0 / (taps * WEIGHT_STEP)), 1), round(WEIGHT_TOP / WEIGHT_STEP))
+        ko = x.kappa * steps * WEIGHT_STEP * taps
+    scale = ko / x.kappa / taps
     exact_pool = stride == kernel and not any(pads) and \
         all(x.shape[i + 1] % kernel[i] == 0 for i in range(2))
     if exact_pool:  # slayer's sum pool (lower-pool makes it a depthwise conv for loihi2)

@@ -12,6 +12,8 @@ with the layer's other weights.  Handles ``dense|conv → [norm.batch] → neuro
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from slayerc.errors import FrontendError
@@ -19,6 +21,8 @@ from slayerc.ir import ops
 from slayerc.ir.core import GraphBuilder, Op, ParamRef
 
 GRID = 64.0
+#: The largest constant (a step-0 message well inside loihi2's 16-bit messages).
+CONST_MAX = 4.0
 
 
 def add_output_biases(b: GraphBuilder, pending: dict[str, np.ndarray], path: str) -> None:
@@ -84,8 +88,10 @@ def _extend(b: GraphBuilder, ch: dict[str, Op], off: np.ndarray) -> None:
     w_out = b.params[syn.weight.name]  # type: ignore[attr-defined]
     top = float(np.max(np.abs(w_out))) or 1.0
     th = float(neuron.threshold) if not isinstance(neuron.threshold, ParamRef) else 0.0
+    # c: the bias column off / c at most as large as the largest weight (so the importer's
+    # choice of the output scale keeps it on the 8-bit mantissa), on the 1/64 bias grid
     c = float(np.max(np.abs(off))) / top
-    c = min(max(round(c * GRID) / GRID, 2 * th, 1 / GRID), 4.0)
+    c = min(max(math.ceil(c * GRID - 1e-9) / GRID, 2 * th, 1 / GRID), CONST_MAX)
     _grow(b, pre.weight, 0.0)  # type: ignore[attr-defined]
     if "bn" in ch:
         bn = ch["bn"]

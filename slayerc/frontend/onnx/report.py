@@ -46,6 +46,9 @@ class SdnnReport:
     layers: list[LayerRow]
     steps: int
     outputs: dict[str, float | None] = field(default_factory=dict)
+    #: per output the exponent ``k`` of its decoder: the netlist's sigma output (units of
+    #: ``2^-18``) is ``2^k`` times the model's value (see :func:`netlist_outputs`)
+    output_exp: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -71,6 +74,8 @@ class SdnnReport:
             rows.append(f"{'output ' + name:<30}{'':>9}{'':>11}{'':>9}{q}")
         rows.append(f"{'all layers':<30}{sum(r.neurons for r in self.layers):>9}{'':>11}"
                     f"{100 * self.rate:>8.2f}%  of dense, over {self.steps} steps")
+        for name, k in self.output_exp.items():
+            rows.append(f"netlist output {name}: the model's value is the output / 2^{18 + k}")
         return "\n".join(rows)
 
 
@@ -100,6 +105,31 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-12))
 
 
+def netlist_outputs(g: Graph) -> tuple[Graph, dict[str, int]]:
+    """``g`` without its output decoders, as a netlist holds it; and per output their ``k``.
+
+    A converted model's output synapse is scaled by ``2^k`` to use the top of the 8-bit weight
+    mantissa, and a ``tensor.affine{scale=2^-k}`` after the ``dendrite.sigma`` gives the model's
+    value back.  A netlist ends at the sigma, so its output is ``2^k·2^18`` times the model's.
+    """
+    nodes, exps, drop = dict(g.nodes), {}, set()
+    for out in g.outputs:
+        dec = g[out.inputs[0]]
+        src = g.nodes.get(dec.inputs[0]) if dec.inputs else None
+        if dec.OP != "tensor.affine" or src is None or src.OP != "dendrite.sigma" or \
+                float(dec.bias) != 0.0 or len(g.users(dec.name)) != 1:  # type: ignore
+            continue
+        k = -float(np.log2(float(dec.scale)))  # type: ignore[attr-defined]
+        if k != round(k):
+            continue
+        exps[out.name] = int(round(k))
+        drop.add(dec.name)
+        nodes[out.name] = out.replace(inputs=(src.name,))
+    if not drop:
+        return g, {}
+    return g.replace(nodes=[n for name, n in nodes.items() if name not in drop]), exps
+
+
 def sdnn_report(graph: Graph, x: Any, compiled: Graph | None = None,
                 target: str | None = "loihi2") -> SdnnReport:
     """Measure ``graph`` (float) and ``compiled`` (fixed point, optional) on ``x`` ``[N, *S,
@@ -108,7 +138,9 @@ def sdnn_report(graph: Graph, x: Any, compiled: Graph | None = None,
     names = [n.name for n in graph if n.OP in LAYER_OPS]
     flt = _float_run(graph, names, x)
     fixed: dict[str, np.ndarray] = {}
+    exps: dict[str, int] = {}
     if compiled is not None:
+        compiled, exps = netlist_outputs(compiled)
         keep = [n for n in names if n in compiled.nodes and compiled[n].OP == graph[n].OP]
         fixed = simulate(compiled, x.numpy(), record=keep, target=target)
     rows = []
@@ -124,5 +156,6 @@ def sdnn_report(graph: Graph, x: Any, compiled: Graph | None = None,
     for o in graph.outputs:
         outs[o.name] = None
         if compiled is not None and o.name in fixed:
-            outs[o.name] = _rel(fixed[o.name] / SIGMA, flt[o.name])
-    return SdnnReport(rows, int(x.shape[-1]), outs)
+            scale = SIGMA * 2.0 ** exps.get(o.name, 0)
+            outs[o.name] = _rel(fixed[o.name] / scale, flt[o.name])
+    return SdnnReport(rows, int(x.shape[-1]), outs, exps)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,6 +51,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     sys.stdout.write(print_graph(g, inline_limit=args.inline_limit))
     print()
     print(layer_table(g))
+    if args.graph:
+        from slayerc.plot import graph_picture
+
+        boxes = graph_picture(g, args.graph)
+        print(f"wrote {args.graph}: the layer graph ({boxes} layers)", file=sys.stderr)
     return 0
 
 
@@ -123,6 +129,11 @@ def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False)
     _print_reports(pm, args.report)
     if args.time_passes:
         print(pm.timing_report(), file=sys.stderr)
+    if keep_graph and args.report_json:
+        from slayerc import report
+
+        report.write(args.report_json, "opt", report.graph_report(g, pm), inputs=[args.input],
+                     outputs=[args.output] if args.output else [], pipeline=args.passes)
     return g if keep_graph else print_graph(g, inline_limit=args.inline_limit)
 
 
@@ -133,6 +144,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from slayerc.ir.summary import layer_table
 
     steps = _progress(4, not args.quiet and sys.stderr.isatty())
+    _check_compile_extras(args)
     nir_options = _nir_options(args, args.model)
     if not _is_model_spec(args.model):  # a graph file: .sir, .net or an imported format
         if args.weights or args.quant_report:
@@ -160,6 +172,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     _print_reports(done.passes, args.report)
     if done.quant is not None:
         print(done.quant.table(), file=sys.stderr)
+    _compile_extras(args, done)
     if not args.quiet:
         print(layer_table(done.graph))
         lat = done.output_latency
@@ -169,6 +182,26 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.time_passes:
         print(done.passes.timing_report(), file=sys.stderr)
     return 0
+
+
+def _check_compile_extras(args: argparse.Namespace) -> None:
+    """Refuse ``--plot`` without ``--quant-report`` before compiling anything."""
+    if args.plot and not args.quant_report:
+        raise SlayerError("--plot draws the quantization report: add --quant-report")
+
+
+def _compile_extras(args: argparse.Namespace, done) -> None:
+    """``--plot`` (the quantization chart) and ``--report-json`` of ``compile``."""
+    if args.plot:
+        from slayerc.plot import quant_picture
+
+        quant_picture(done.quant, args.plot)
+        print(f"wrote {args.plot}: the quantization report", file=sys.stderr)
+    if args.report_json:
+        from slayerc import report
+
+        report.write(args.report_json, "compile", report.compiled(done), inputs=[args.model],
+                     outputs=[args.output], target=args.target)
 
 
 def _is_model_spec(text: str) -> bool:
@@ -228,6 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_outputs(outputs, [args.netlist, args.input])
     x = _load_npy(args.input)
     bar = _step_bar(not args.quiet and sys.stderr.isatty())
+    started = time.perf_counter()
     try:
         shape, dtype, nonzero = run_netlist_to(
             args.netlist, x, args.output, args.all_layers, steps=args.steps,
@@ -239,6 +273,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                           "layers; nothing was written") from None
     finally:
         bar(-1, 0)
+    seconds = time.perf_counter() - started
+    if args.plot:
+        from slayerc.report import run_raster
+
+        panels = run_raster(args.netlist, x, args.plot, args.layers, steps=args.steps,
+                            input_shape=args.input_shape, target=args.target)
+        print(f"wrote {args.plot}: spike rasters of sample 0 ({panels} panels)", file=sys.stderr)
+    if args.report_json:
+        from slayerc import report
+
+        report.write(args.report_json, "run", {"run": {
+            "shape": list(shape), "dtype": dtype, "nonzero": nonzero, "steps": shape[-1],
+            "seconds": seconds}}, inputs=[args.netlist, args.input],
+            outputs=[args.output] + ([args.all_layers] if args.all_layers else []),
+            target=args.target)
     if not args.quiet:
         print(f"wrote {args.output}: {dtype}[{', '.join(map(str, shape))}], {nonzero} nonzero "
               f"outputs (spikes or messages) over {shape[-1]} steps")
@@ -365,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-shape", type=_shape, help="C,H,W for conv netlists without input")
     s.add_argument("--inline-limit", type=int, default=16, metavar="N",
                    help="print parameters with at most N elements inline (default 16)")
+    s.add_argument("--graph", metavar="NET.svg|NET.png",
+                   help="also draw the layer graph (needs matplotlib: slayerc[plot])")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("opt", help="run a pass pipeline over a graph")
@@ -389,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"treat '{SPLIT_MARKER}' lines as separators of independent inputs")
     s.add_argument("--inline-limit", type=int, default=16, metavar="N",
                    help="print parameters with at most N elements inline (default 16)")
+    s.add_argument("--report-json", metavar="FILE",
+                   help="write pass notes, timings and the per-layer table as JSON")
     s.set_defaults(func=cmd_opt)
 
     s = sub.add_parser("compile", help="trace a PyTorch model (or read a graph file) into the IR "
@@ -414,6 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", action="store_true",
                    help="print every pass note to stderr (warnings are always printed)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar and summary")
+    s.add_argument("--plot", metavar="Q.png|Q.svg", help="draw the --quant-report as a chart "
+                   "(needs matplotlib: slayerc[plot])")
+    s.add_argument("--report-json", metavar="FILE", help="write pass notes, the per-layer "
+                   "table, latency and the quantization report as JSON")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="simulate a netlist in bit-accurate fixed point")
@@ -429,6 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="graded-message width to enforce: loihi2 16 bits (netx's SDNN "
                    "setting, default), slayerc 24")
     s.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    s.add_argument("--plot", metavar="RASTER.png|RASTER.svg", help="draw spike rasters (heat "
+                   "maps for graded outputs) of sample 0: input, --layers and output (needs "
+                   "matplotlib: slayerc[plot])")
+    s.add_argument("--layers", metavar="L", help="layers to draw with --plot: layerK names or "
+                   "indices K, comma separated (default: up to 6, spread evenly)")
+    s.add_argument("--report-json", metavar="FILE", help="write the run's output shape, "
+                   "nonzero count and time as JSON")
     s.set_defaults(func=cmd_run)
     return p
 

@@ -151,6 +151,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             raise SlayerError("--weights and --quant-report apply to MODEL.py:NAME inputs")
         options = {"input_shape": args.input_shape} if args.input_shape else {}
         options.update(nir_options)
+        options.update(_onnx_options(args, args.model))
         done = compile_file(args.model, target=args.target, pipeline=args.passes,
                             output=args.output, time_passes=args.time_passes, **options)
     else:
@@ -175,6 +176,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     _compile_extras(args, done)
     if not args.quiet:
         print(layer_table(done.graph))
+        _onnx_report(args, done)
         lat = done.output_latency
         if lat:
             print(f"output latency: {lat:+d} steps (the compiled output at step t{lat:+d} is the "
@@ -375,6 +377,24 @@ def _nir_options(args: argparse.Namespace, path: str) -> dict:
     return opts
 
 
+def _onnx_report(args: argparse.Namespace, done) -> None:
+    """For an .onnx input: the SDNN report (threshold, message rate, quantization error per
+    layer; the netlist output's decoding), see docs/onnx.md."""
+    if str(args.model).lower().endswith(".onnx"):
+        from slayerc.frontend.onnx import compile_report
+
+        print(compile_report(done.traced, done.graph, args.steps).table())
+
+
+def _onnx_options(args: argparse.Namespace, path: str) -> dict:
+    """The importer keyword of ``--threshold`` (a usage error for inputs other than .onnx)."""
+    if getattr(args, "threshold", None) is None:
+        return {}
+    if not str(path).lower().endswith(".onnx"):
+        raise SlayerError(f"--threshold applies only to .onnx inputs, not {path}")
+    return {"threshold": args.threshold}
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -455,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, metavar="T", help="time steps to trace (needed for a "
                    "model)")
     _nir_arguments(s)
+    s.add_argument("--threshold", type=float, metavar="TH", help=".onnx inputs: each "
+                   "sigma-delta layer sends changes of at least TH times its largest "
+                   "activation (default 1/256; 0 sends every change)")
     s.add_argument("-p", "--passes", default=None, metavar="PIPELINE",
                    help="passes to run (default: the target's default pipeline; '' for none)")
     s.add_argument("--quant-report", action="store_true",

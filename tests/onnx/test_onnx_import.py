@@ -140,6 +140,30 @@ def test_cli_compile_and_inspect(exported, tmp_path, capsys):
     _, _, path = exported["mlp"]
     assert main(["compile", str(path), "-o", str(tmp_path / "m.net"), "-q"]) == 0
     assert (tmp_path / "m.net").exists()
+    assert capsys.readouterr().out == ""
+
+
+def _report_rows(text: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in text.splitlines()
+            if line.startswith(("x_delta", "n1_Relu", "n3_Relu"))}
+
+
+def test_cli_compile_prints_the_sdnn_report_and_takes_threshold(exported, tmp_path, capsys):
+    from slayerc.cli import main
+
+    _, _, path = exported["mlp"]
+    assert main(["compile", str(path), "-o", str(tmp_path / "m.net")]) == 0
+    out = capsys.readouterr().out
+    assert "quant err" in out and "of dense" in out and "the model's value is the output" in out
+    rows = _report_rows(out)
+    assert set(rows) == {"x_delta", "n1_Relu", "n3_Relu"}
+    assert all(r[-1].endswith("%") and float(r[-1][:-1]) < 20 for r in rows.values())
+    assert main(["compile", str(path), "-o", str(tmp_path / "m0.net"), "--threshold", "0"]) == 0
+    rows0 = _report_rows(capsys.readouterr().out)
+    assert {float(r[2]) for r in rows0.values()} == {0.0}  # threshold column
+    assert main(["compile", str(tmp_path / "m.net"), "-o", str(tmp_path / "m.sir"),
+                 "--threshold", "0.1"]) == 1
+    assert "--threshold applies only to .onnx" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- errors

@@ -45,13 +45,19 @@ from slayerc.errors import FrontendError, SlayerError
 from slayerc.frontend.onnx import model as _model
 from slayerc.frontend.onnx.convert import Converter, Options
 from slayerc.frontend.onnx.outbias import add_output_biases
-from slayerc.frontend.onnx.report import SdnnReport, netlist_outputs, sdnn_report
+from slayerc.frontend.onnx.report import (
+    SdnnReport,
+    compile_report,
+    netlist_outputs,
+    sdnn_report,
+    settle_steps,
+)
 from slayerc.frontend.onnx.scales import best_ramp
 from slayerc.ir.core import Graph
 from slayerc.ir.shapes import infer_shapes
 from slayerc.ir.verify import verify
 
-__all__ = ["SdnnReport", "load_onnx", "netlist_outputs", "sdnn_report"]
+__all__ = ["SdnnReport", "compile_report", "load_onnx", "netlist_outputs", "sdnn_report"]
 
 
 def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
@@ -86,7 +92,7 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     if ramp is not None or not normalize or len(calib) != 1:
         return convert(1.0 if ramp is None else float(ramp))
     first = convert(1.0)
-    return best_ramp(convert, next(iter(calib.values())), _settle_steps(first))[0]
+    return best_ramp(convert, next(iter(calib.values())), settle_steps(first))[0]
 
 
 def _convert(path: str | os.PathLike, onnx_model: Any, inits: dict[str, np.ndarray],
@@ -102,15 +108,6 @@ def _convert(path: str | os.PathLike, onnx_model: Any, inits: dict[str, np.ndarr
         first = str(e).strip().splitlines()
         raise FrontendError(f"{os.fspath(path)}: the converted graph does not check: "
                             f"{' '.join(first[:3])}") from e
-
-
-def _settle_steps(g: Graph) -> int:
-    """Steps after which a static input has settled: the most one-step holds on a path, +3."""
-    depth: dict[str, int] = {}
-    for n in g:
-        d = max((depth[i] for i in n.inputs), default=0)
-        depth[n.name] = d + (n.OP == "axon.shift")
-    return max(depth.values(), default=0) + 3
 
 
 def _calibration(path: str | os.PathLike, dims: dict[str, tuple[int, ...]],

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from slayerc.errors import SlayerError
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, ParamRef
 from slayerc.runtime.fixed.simulator import simulate
@@ -159,3 +160,28 @@ def sdnn_report(graph: Graph, x: Any, compiled: Graph | None = None,
             scale = SIGMA * 2.0 ** exps.get(o.name, 0)
             outs[o.name] = _rel(fixed[o.name] / scale, flt[o.name])
     return SdnnReport(rows, int(x.shape[-1]), outs, exps)
+
+
+def settle_steps(g: Graph) -> int:
+    """Steps after which a static input has settled: the most one-step holds on a path, +3."""
+    depth: dict[str, int] = {}
+    for n in g:
+        d = max((depth[i] for i in n.inputs), default=0)
+        depth[n.name] = d + (n.OP == "axon.shift")
+    return max(depth.values(), default=0) + 3
+
+
+def compile_report(traced: Graph, compiled: Graph, steps: int | None = None,
+                   samples: int = 4) -> SdnnReport:
+    """The report ``slayerc compile model.onnx`` prints: on a seeded uniform [0, 1) input (the
+    importer's default calibration data) held static for ``steps`` (default: until settled),
+    with the fixed-point columns when ``compiled`` is quant-legal."""
+    gen = torch.Generator().manual_seed(0)
+    steps = steps or settle_steps(traced)
+    xs = {n.name: torch.rand((samples, *n.shape, 1), generator=gen).repeat(  # type: ignore
+        *([1] * (len(n.shape) + 1)), steps) for n in traced.inputs}  # type: ignore[arg-type]
+    x = next(iter(xs.values())) if len(xs) == 1 else xs
+    try:
+        return sdnn_report(traced, x, compiled)
+    except SlayerError:  # not legalized for loihi2 (-p '' or --target slayerc): float only
+        return sdnn_report(traced, x)

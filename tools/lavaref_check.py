@@ -42,6 +42,9 @@ LOWER = "shape-infer,lower-pool{target=loihi2}"
 NIR_CASES = ["snntorch_dense", "snntorch_dense_exact", "snntorch_recurrent", "snntorch_conv",
              "snntorch_cuba", "norse_lif_cuba"]
 NIR_DATA = ROOT / "tests" / "data" / "nir"
+#: ONNX test models (tests/onnx/onnx_models.py) and their input shapes: dense, and conv with
+#: per-channel biases (PilotNet-style); the CNN adds batch norm and a lowered average pool.
+ONNX_CASES = {"mlp": (16,), "cnn": (1, 8, 8), "pilotnet": (3, 16, 32)}
 
 
 def _traced(ref: Path, case: str):
@@ -143,6 +146,11 @@ def main() -> int:
     np.save(pool_lif_in, (np.random.default_rng(3).random((2, 8, 8, 40)) < 0.3).astype(
         np.float32))
     jobs.append(("nir Conv-LIF-AvgPool-LIF-Flatten-Linear-LIF", _nir_pool_lif, pool_lif_in, 40))
+    for kind, shape in ONNX_CASES.items():  # ANNs from torch.onnx.export, as sigma-delta nets
+        onnx_in = tmp / f"onnx_{kind}.npy"  # a static input held for 16 steps
+        x = np.random.default_rng(4).random(shape)[..., None].repeat(16, -1)
+        np.save(onnx_in, x.astype(np.float32))
+        jobs.append((f"onnx {kind}", lambda k=kind: _onnx_compiled(k, tmp), onnx_in, 16))
     jobs = [j for j in jobs if j[0].startswith(tuple(args.only))] if args.only else jobs
     failed = 0
     for name, make, inp, steps in jobs:
@@ -179,6 +187,23 @@ def _tuned(g):
         opt.step()
     return PassManager.from_string(
         "legalize-delay{max=62,target=loihi2},legalize-quant{target=loihi2}").run(from_module(m))
+
+
+def _onnx_compiled(kind: str, tmp: Path):
+    """``slayerc compile KIND.onnx -o KIND.net``: the test model of tests/onnx, exported with
+    torch.onnx.export, converted, legalized, without its host-side output decoder."""
+    import warnings
+
+    from slayerc.driver import compile_file
+    from slayerc.frontend.onnx import netlist_outputs
+
+    sys.path.insert(0, str(ROOT / "tests" / "onnx"))
+    from onnx_models import export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = export(kind, tmp)[2]
+        return netlist_outputs(compile_file(path).graph)[0]
 
 
 def _nir_compiled(case: str):

@@ -203,6 +203,7 @@ class _Importer:
         self.edges = _dissolve_wires(nodes, edges, self.nir, prefixed=True)
         self.b = GraphBuilder("main")
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.starts: dict[str, tuple[str, str, np.ndarray]] = {}  # IR neuron -> NIR start
         self.names = self._final_names()
 
     # -- naming --------------------------------------------------------------------------
@@ -243,10 +244,12 @@ class _Importer:
         g = self.b.build()
         from slayerc.ir.shapes import infer_shapes  # the IR's own check of what was built
         try:
-            return infer_shapes(g)
+            g = infer_shapes(g)
         except SlayerError as e:
             raise FrontendError(f"{self.source}: the imported graph does not verify: "
                                 f"{_one_line(e)}") from None
+        self.warn_starts(g)
+        return g
 
     def _order(self) -> tuple[list[str], set[tuple[str, str]]]:
         succ: dict[str, list[str]] = {k: [] for k in self.nodes}
@@ -400,10 +403,29 @@ class _Importer:
             raise self.fail(key, f"'{attr}' holds {bad_value}; give finite values")
         return arr
 
-    def warn(self, key: str, msg: str) -> None:
+    def warn(self, key: str, msg: str, start: tuple[str, np.ndarray] | None = None) -> None:
+        """Warn about an approximation (refuse it with ``approximate=False``); ``start``: the
+        IR neuron and the voltage NIR starts it at, measured when the graph is built."""
         if not self.opts.approximate:
             raise self.fail(key, f"{msg} (refused: approximate=False)")
+        if start is not None:
+            self.starts[start[0]] = (key, msg, start[1])
+            return
         warnings.warn(f"{self.describe(key)}: {msg}", NirApproximationWarning, stacklevel=4)
+
+    def warn_starts(self, g: Graph) -> None:
+        """The deferred ``v_reset`` warnings, each with the error it makes on seeded spikes."""
+        if not self.starts:
+            return
+        from slayerc.frontend.nir_measure import start_error
+
+        try:
+            measured = f"; {start_error(g, {k: v for k, (_, _, v) in self.starts.items()})}"
+        except Exception as e:  # noqa: BLE001  (a measurement never blocks the import)
+            measured = f"; not measured ({type(e).__name__}: {_one_line(e)})"
+        for key, msg, _ in self.starts.values():
+            warnings.warn(f"{self.describe(key)}: {msg}{measured}", NirApproximationWarning,
+                          stacklevel=4)
 
 
 def _numpy(value: Any) -> Any:
@@ -658,10 +680,11 @@ def _neuron(imp: _Importer, key, node, x, shape, final, loc) -> None:
                   "threshold (v_threshold − v_reset)/gain")))
     if th < 0:
         raise imp.fail(key, f"v_threshold below v_reset (threshold {th!r}) is not expressible")
-    if np.any(v_reset != 0):
+    if np.any(v_reset != 0):  # warned once the graph is built, with the measured error
         imp.warn(key, f"v_reset = {float(v_reset.flat[0])!r} ≠ 0: the IR measures the voltage "
                       "from v_reset and starts it there, so the first steps differ from a peer "
-                      "that starts at 0 (exact after each neuron's first spike)")
+                      "that starts at 0 (exact after each neuron's first spike)",
+                 start=(final, -v_reset / g))
     bias = a_v * (v_leak - v_reset) / g
     attrs: dict[str, Any] = {"threshold": th,
                              "current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),

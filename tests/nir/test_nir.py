@@ -151,6 +151,36 @@ def test_v_reset_is_an_approximation_warned_or_refused():
         from_nir(graph, approximate=False)
 
 
+def test_v_reset_warning_reports_the_measured_error():
+    """The warning's count is that of the IR graph against NIR's start at v = 0 (a numpy Euler
+    run on the same seeded spikes; decay 1/8 and dyadic weights, so both are exact)."""
+    from slayerc.frontend import nir_measure as m
+
+    rng = np.random.default_rng(0)
+    w = (rng.integers(-10, 40, size=(12, 10)) / 64).astype(np.float32)
+    dt, tau, r, v_reset = 1e-4, 8e-4, 8.0, -0.5
+    graph = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([10])}), "fc": nir.Linear(weight=w),
+        "lif": nir.LIF(tau=np.full(12, tau), r=np.full(12, r), v_leak=np.zeros(12),
+                       v_threshold=np.ones(12), v_reset=np.full(12, v_reset)),
+        "out": nir.Output(output_type={"output": np.array([12])})},
+        edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")])
+    with pytest.warns(NirApproximationWarning) as record:
+        g = from_nir(graph, dt=dt)
+    gen = torch.Generator().manual_seed(m.SEED)
+    x = (torch.rand(m.BATCH, 10, m.STEPS, generator=gen) < m.RATE).float()
+    approx = slayerc.interpret(g, x).numpy()
+    v, ref = np.zeros((m.BATCH, 12)), np.zeros_like(approx)
+    for t in range(m.STEPS):  # NIR: v starts at 0, resets to v_reset
+        v = v + dt / tau * (-v + r * (x[:, :, t].numpy() @ w.T))
+        ref[:, :, t] = v > 1.0
+        v = np.where(ref[:, :, t] > 0, v_reset, v)
+    differ = int((approx != ref).sum())
+    assert differ > 0
+    msg = str(record[0].message)
+    assert f"{differ} of {int(ref.sum())} output spikes differ" in msg, msg
+
+
 # ------------------------------------------------------------------------------ round trips
 
 
@@ -259,7 +289,7 @@ def test_imported_graph_fine_tunes_and_exports_again(tmp_path):
         loss = ((m(x).mean(-1) - 0.3) ** 2).mean()  # firing rate 0.3 everywhere
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0]
     trained = slayerc.from_module(m)
     slayerc.save(trained, tmp_path / "tuned.nir")

@@ -50,7 +50,9 @@ class Output(Op):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Synapse(Op):
-    """Shared fields of weighted synapses: optional imaginary weight (complex), mask and bias.
+    """Shared fields of weighted synapses: ``weight``, the optional imaginary weight
+    ``weight_imag`` (a complex synapse: the output is the pair ``(W x, W_imag x)``), ``mask``
+    (multiplies the weight elementwise) and ``bias`` (added per output channel).
 
     ``sparse`` is a storage hint only (set by ``sparsify-masks`` for low-density weights):
     backends may store such a weight in a compressed form; the semantics are unchanged.
@@ -119,7 +121,9 @@ class Dense(_Synapse):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Windowed(_Synapse):
-    """Shared fields of 2-D windowed synapses (all in (H, W) order)."""
+    """Shared fields of 2-D windowed synapses, each an (H, W) pair: ``stride`` (step between
+    windows), ``padding`` (zeros added on both sides) and ``dilation`` (spacing of the kernel
+    taps)."""
 
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
@@ -208,7 +212,8 @@ class ConvTranspose(_Windowed):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _SharedKernel(_Windowed):
-    """Pool and unpool: one ``[1, 1, kH, kW]`` kernel shared by every channel."""
+    """Pool and unpool: one ``[1, 1, kH, kW]`` kernel shared by every channel; ``kernel`` is
+    ``(kH, kW)`` and ``weight`` holds that kernel."""
 
     kernel: tuple[int, int] = (2, 2)
     stride: tuple[int, int] = (2, 2)
@@ -280,8 +285,9 @@ class KWTA(Op):
     """``synapse.kwta``: k-winner-take-all lateral connection of a layer of N neurons.
 
     ``y[t] = q(R) x[t] + q(b)`` with ``R = (1 + a) I − 1`` (``a = self_excitation`` on the
-    diagonal, −1 elsewhere) and ``b = θ (N − 2K) / N``; ``q`` is the 8-bit weight quantizer at
-    ``scale``.  It reads the layer's own spikes through an ``axon.shift`` (a cycle).
+    diagonal, −1 elsewhere) and ``b = θ (N − 2K) / N`` (``K = num_winners``, ``θ = threshold``,
+    the layer's neuron threshold); ``q`` is the 8-bit weight quantizer at ``scale``.
+    It reads the layer's own spikes through an ``axon.shift`` (a cycle).
     """
 
     OP: ClassVar[str] = "synapse.kwta"

@@ -88,7 +88,8 @@ class Alif(_Neuron):
 
     ``u, v`` as CUBA but ``v`` never resets; ``θ[t] = (1 − αθ)(θ[t−1] − θ0) + θ0``,
     ``r[t] = (1 − αr) r[t−1]``; ``s[t] = v[t] ≥ θ[t] + r[t]``; on a spike ``θ += θ_step`` and
-    ``r += 2 θ[t]``.
+    ``r += 2 θ[t]``.  ``αu = current_decay``, ``αv = voltage_decay``, ``θ0 = threshold``,
+    ``αθ = threshold_decay``, ``αr = refractory_decay``, ``θ_step = threshold_step``.
     """
 
     OP: ClassVar[str] = "neuron.alif"
@@ -112,7 +113,8 @@ class _Resonator(_Neuron):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _AdaptiveResonator(_Resonator):
-    """Resonators with an adaptive threshold and refractory state (see ``neuron.alif``)."""
+    """Resonators with an adaptive threshold and refractory state, as ``neuron.alif``:
+    ``θ_step = threshold_step``, ``αθ = threshold_decay``, ``αr = refractory_decay``."""
 
     PARAMS: ClassVar = _RF_PARAMS + _ADAPT_PARAMS
     threshold_step: ScalarOrParam = 0.0
@@ -176,7 +178,8 @@ class SigmaDelta(_Neuron):
 
     ``σ[t] = σ[t−1] + x[t]``; ``a[t] = act(σ[t] + bias)``; ``Δ = a[t] − a[t−1] + res``;
     ``y[t] = Δ if |Δ| ≥ θ else 0`` (floor-quantized to ``1/(scale·64)``), ``res = Δ − y[t]``.
-    ``cum_error`` accumulates the error for the send decision as lava-dl's Delta does.
+    ``cum_error`` accumulates the error for the send decision as lava-dl's Delta does;
+    ``act = activation``, one of ``relu``, ``identity``, ``sigmoid``, ``tanh``.
     """
 
     OP: ClassVar[str] = "neuron.sigma_delta"
@@ -201,7 +204,8 @@ class LI(Op):
     its spike): states on the integer grid ``1/(64·scale)``, decays on 12 bits, each decay
     truncated toward zero.  ``current_decay = 1`` is NIR's ``LI`` (the input drives the voltage
     directly), otherwise NIR's ``CubaLI``.  No netx neuron type holds it (a netlist carries
-    spikes): ``slayerc``'s own runtimes, ``.sir`` and ``.nir`` only.
+    spikes): ``slayerc``'s own runtimes, ``.sir`` and ``.nir`` only.  ``persistent`` keeps
+    ``u`` and ``v`` from one run to the next (streaming), as for the spiking neurons.
     """
 
     OP: ClassVar[str] = "neuron.li"
@@ -310,7 +314,9 @@ class Delta(Op):
     """``axon.delta``: delta encoder (lava-dl ``axon.Delta``; the SDNN input layer).
 
     ``Δ = x[t] − x[t−1] + res``; ``y[t] = Δ if |Δ| ≥ θ else 0``, ``res = Δ − y[t]``; the output is
-    floor-quantized to ``1/(scale·64)``.
+    floor-quantized to ``1/(scale·64)``.  ``θ = threshold``; ``cum_error`` accumulates the error
+    for the send decision as lava-dl's Delta does; ``persistent`` keeps ``x[t−1]`` and ``res``
+    from one run to the next (streaming).
     """
 
     OP: ClassVar[str] = "axon.delta"

@@ -35,7 +35,7 @@ class Flatten(Op):
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reshape(Op):
-    """``tensor.reshape``: ``y[t] = reshape(x[t], shape_to)`` in C order."""
+    """``tensor.reshape``: ``y[t] = reshape(x[t], to)`` in C order (``to``: the per-step shape)."""
 
     OP: ClassVar[str] = "tensor.reshape"
     to: tuple[int, ...] = ()
@@ -194,7 +194,8 @@ class MeanOnlyNorm(Op):
 class WeightScaleNorm(Op):
     """``norm.weight_scale``: slayer's ``WgtScaleBatchNorm`` at inference.
 
-    ``y[t] = (x[t] − q(mean)) / 2^weight_exp`` with ``weight_exp = ceil(log2 std)``.
+    ``y[t] = (x[t] − q(mean)) / 2^weight_exp`` with ``weight_exp = ceil(log2 std)``; ``q``
+    quantizes to the 8-bit weight grid at ``scale``, as in ``norm.mean_only``.
     """
 
     OP: ClassVar[str] = "norm.weight_scale"

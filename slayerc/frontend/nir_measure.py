@@ -23,7 +23,7 @@ STEPS, BATCH, RATE, SEED = 100, 4, 0.3, 0
 
 
 @dataclass(frozen=True)
-class StartError:
+class StartDifference:
     """Output values (spikes) that differ, of how many the exact start produces."""
 
     differ: int
@@ -37,7 +37,7 @@ class StartError:
                 f"{self.differ} of {self.spikes} output spikes differ ({100 * share:.1f} %)")
 
 
-def start_error(g: Graph, starts: dict[str, np.ndarray]) -> StartError:
+def start_error(g: Graph, starts: dict[str, np.ndarray]) -> StartDifference:
     """Run ``g`` as it is and with each neuron ``name`` of ``starts`` started at that voltage
     (IR units, per neuron); compare the outputs."""
     gen = torch.Generator().manual_seed(SEED)
@@ -51,7 +51,7 @@ def start_error(g: Graph, starts: dict[str, np.ndarray]) -> StartError:
         exact = exact_module(feeds)
     pairs = [(approx, exact)] if torch.is_tensor(exact) else \
         [(approx[k], exact[k]) for k in exact]
-    return StartError(differ=sum(int((a != b).sum()) for a, b in pairs),
+    return StartDifference(differ=sum(int((a != b).sum()) for a, b in pairs),
                       spikes=sum(int((b != 0).sum()) for _, b in pairs))
 
 

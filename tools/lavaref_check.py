@@ -44,7 +44,8 @@ NIR_CASES = ["snntorch_dense", "snntorch_dense_exact", "snntorch_recurrent", "sn
 NIR_DATA = ROOT / "tests" / "data" / "nir"
 #: ONNX test models (tests/onnx/onnx_models.py) and their input shapes: dense, and conv with
 #: per-channel biases (PilotNet-style); the CNN adds batch norm and a lowered average pool.
-ONNX_CASES = {"mlp": (16,), "cnn": (1, 8, 8), "pilotnet": (3, 16, 32)}
+#: "shifted_pad": a constant shift before a padded conv gives per-neuron conv biases.
+ONNX_CASES = {"mlp": (16,), "cnn": (1, 8, 8), "pilotnet": (3, 16, 32), "shifted_pad": (2, 7, 10)}
 
 
 def _traced(ref: Path, case: str):
@@ -190,8 +191,9 @@ def _tuned(g):
 
 
 def _onnx_compiled(kind: str, tmp: Path):
-    """``slayerc compile KIND.onnx -o KIND.net``: the test model of tests/onnx, exported with
-    torch.onnx.export, converted, legalized, without its host-side output decoder."""
+    """``slayerc compile KIND.onnx -o KIND.net``: a test model of tests/onnx (or shifted_pad),
+    exported with torch.onnx.export, converted, legalized, without its host-side output
+    decoder."""
     import warnings
 
     from slayerc.driver import compile_file
@@ -202,8 +204,31 @@ def _onnx_compiled(kind: str, tmp: Path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = export(kind, tmp)[2]
+        path = _shifted_pad(tmp) if kind == "shifted_pad" else export(kind, tmp)[2]
         return netlist_outputs(compile_file(path).graph)[0]
+
+
+def _shifted_pad(tmp: Path) -> Path:
+    """Conv → ReLU → + 0.25 → padded Conv → ReLU → Linear: the constant reaches the second
+    conv's neurons through different numbers of taps (zero padding at the borders), so that
+    conv's neurons get per-neuron biases."""
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(2, 4, 3), nn.Conv2d(4, 6, 3, padding=1)
+            self.fc = nn.Linear(6 * 5 * 8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.c2(torch.relu(self.c1(x)) + 0.25))
+            return self.fc(y.flatten(1))
+
+    torch.manual_seed(4)
+    path = tmp / "shifted_pad.onnx"
+    torch.onnx.export(Net().eval(), torch.rand(1, 2, 7, 10), str(path), dynamo=False,
+                      input_names=["x"], output_names=["y"])
+    return path
 
 
 def _nir_compiled(case: str):

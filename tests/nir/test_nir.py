@@ -223,7 +223,7 @@ def test_nir_ir_nir_is_structurally_equal(name):
     assert edges == {e for e in flat_edges}
 
 
-def _ir_chain(draw_layers, decays, with_rec):
+def _ir_chain(draw_layers, decays, with_rec, li_last=False):
     rng = np.random.default_rng(len(draw_layers))
     b = GraphBuilder()
     x = b.add(ops.Input, "x", shape=(draw_layers[0],))
@@ -239,7 +239,11 @@ def _ir_chain(draw_layers, decays, with_rec):
                          .astype(np.float32))
             rec = b.add(ops.Dense, f"rec{i}", [sh], weight=rw)
             y = b.add(ops.Add, f"lif{i}_sum", [y, rec])
-        x = b.add(ops.Cuba, f"lif{i}", [y], threshold=1.0, current_decay=du, voltage_decay=dv)
+        if li_last and i == len(draw_layers) - 2:  # a non-spiking read-out (NIR LI/CubaLI)
+            x = b.add(ops.LI, f"li{i}", [y], current_decay=du, voltage_decay=dv, bias=0.25)
+        else:
+            x = b.add(ops.Cuba, f"lif{i}", [y], threshold=1.0, current_decay=du,
+                      voltage_decay=dv)
     b.add(ops.Output, "out", [x])
     return b.build()
 
@@ -258,12 +262,12 @@ def _canon(g):
 @given(layers=st.lists(st.integers(1, 6), min_size=2, max_size=4),
        grid=st.lists(st.tuples(st.integers(1, 4096), st.integers(1, 4096)), min_size=3,
                      max_size=3),
-       rec=st.booleans())
-def test_ir_nir_ir_is_equal(layers, grid, rec):
+       rec=st.booleans(), li=st.booleans())
+def test_ir_nir_ir_is_equal(layers, grid, rec, li):
     from slayerc.ir.shapes import infer_shapes
 
     decays = [(u / 4096, v / 4096) for u, v in grid]
-    g = infer_shapes(_ir_chain(layers, decays, rec))
+    g = infer_shapes(_ir_chain(layers, decays, rec, li_last=li and not (rec and len(layers) == 2)))
     back = from_nir(to_nir(g, dt=1e-3), dt=1e-3)
     a, b = _canon(g), _canon(back)
     assert [x[:3] for x in a] == [x[:3] for x in b]

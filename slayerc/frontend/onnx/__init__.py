@@ -18,15 +18,18 @@
 * every output gets a sigma decoder (``dendrite.sigma``); the last layer's bias becomes a
   constant neuron of the layer before (:mod:`slayerc.frontend.onnx.outbias`).
 
-**Scales and thresholds.**  With ``normalize`` (default) every ReLU layer's weights are scaled
-so that its largest activation on the calibration batch is ``activation_max`` (4: a step-0
-message of that size fits Loihi 2's 16-bit messages with room to spare); ReLU networks are
-positively homogeneous, so the next layer's weights undo the scale and the output is in the
-model's units.  Each layer's ``threshold`` is ``threshold`` (default 1/256) times that
-maximum, on the netlist's 1/64 grid: so the default is 1/64 (one ``vThMant`` step) everywhere.
-``threshold`` may be a dict from ONNX node (or input) name to an absolute threshold, with
-``"*"`` for the relative default.  ``calibration`` is a batch ``[N, *S]`` (or a dict by
-input); without it a seeded uniform [0, 1) batch of 16 is used.
+**Scales and thresholds.**  A loihi2 netlist's sigma-delta weights are 8-bit mantissas on a
+fixed 2/64 grid (no exponent), so with ``normalize`` (default) the importer chooses every
+layer's activation scale (ReLU networks are positively homogeneous; the next layer undoes it):
+the output synapse is scaled by ``2^k`` to the top of the mantissa and an output decoder
+(``tensor.affine{scale=2^-k}`` after the sigma) gives the model's units back
+(:func:`netlist_outputs` drops it for a netlist, whose output is then ``2^(18+k)`` times the
+model's); hidden layers reach ``activation_max`` (4) divided by ``ramp`` per hidden weighted
+layer before the output, ``ramp`` chosen on the calibration batch (:mod:`.scales`).  Each
+layer's ``threshold`` is ``threshold`` (default 1/256) times its largest activation, on the
+netlist's 1/64 grid.  ``threshold`` may be a dict from ONNX node (or input) name to an absolute
+threshold, with ``"*"`` for the relative default.  ``calibration`` is a batch ``[N, *S]`` (or a
+dict by input); without it a seeded uniform [0, 1) batch of 16 is used.
 
 A model whose opset imports the ``slayerc`` domain was written by ``slayerc.save(g,
 "x.onnx")``; it is read back exactly (:mod:`slayerc.backends.onnx`).

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from slayerc.frontend.onnx.model import attributes, fail
+from slayerc.frontend.onnx.scales import CONST_MAX, WEIGHT_STEP, WEIGHT_TOP, ScalePlan
 from slayerc.ir import ops
 from slayerc.ir.core import GraphBuilder, Loc, ParamRef, sanitize
 
@@ -31,12 +32,6 @@ from slayerc.ir.core import GraphBuilder, Loc, ParamRef, sanitize
 COMPACT_CONV = True
 #: Threshold and bias grid of the netlist (``vThMant`` and ``bias`` count 1/64).
 GRID = 64.0
-#: Largest weight of the netlist's 8-bit mantissa on the 2/64 grid (127·2/64).
-WEIGHT_TOP = 254 / 64
-#: Pool weights sit exactly on this grid (legalize-quant's 2/64 weight step).
-WEIGHT_STEP = 2 / 64
-#: The largest value of the constant neuron that computes an output bias (outbias.py).
-CONST_MAX = 4.0
 
 
 @dataclass
@@ -85,7 +80,7 @@ def grid(v: float) -> float:
     return max(round(v * GRID), 1) / GRID
 
 
-class Converter:
+class Converter(ScalePlan):
     """Walks the ONNX graph in order, building the IR (one handler per ``op_type``)."""
 
     def __init__(self, path: str | os.PathLike, model: Any, inits: dict[str, np.ndarray],
@@ -148,72 +143,6 @@ class Converter:
         if v.node is None:
             raise self.err(f"input '{name}' is a constant where slayerc needs the data path")
         return v
-
-    def _final_segment(self) -> set[str]:
-        """Tensors from which an output is reached through linear ops only (scale 1 there)."""
-        producer = {o: n for n in self.model.graph.node for o in n.output}
-        seen: set[str] = set()
-        todo = list(self.outputs)
-        while todo:
-            t = todo.pop()
-            if t in seen:
-                continue
-            seen.add(t)
-            n = producer.get(t)
-            if n is not None and n.op_type not in ("Relu", "Clip"):
-                todo.extend(n.input)
-        return seen
-
-    def stages_after(self, tensor: str) -> int:
-        """Most weighted ops (Conv, Gemm, MatMul) on a path from ``tensor`` to an output."""
-        if tensor not in self._after:
-            self._after[tensor] = 0
-            best = 0
-            for n in self.consumers.get(tensor, []):
-                own = n.op_type in ("Conv", "Gemm", "MatMul")
-                best = max(best, own + max((self.stages_after(o) for o in n.output), default=0))
-            self._after[tensor] = best
-        return self._after[tensor]
-
-    def target_max(self, tensor: str) -> float:
-        """The largest activation the stream of ``tensor`` should carry (``activation_max``,
-        divided by ``ramp`` per hidden weighted layer between it and the output)."""
-        hidden = max(self.stages_after(tensor) - 1, 0)
-        return self.opts.activation_max / self.opts.ramp ** hidden
-
-    def segment_max(self, tensor: str, calib: torch.Tensor) -> float:
-        """Largest calibration activation of the ReLUs reached from ``tensor`` through linear
-        ops (the layer the scale is chosen for), else the tensor's own largest magnitude."""
-        best, seen, todo = 0.0, set(), [tensor]
-        while todo:
-            t = todo.pop()
-            if t in seen:
-                continue
-            seen.add(t)
-            for n in self.consumers.get(t, []):
-                if n.op_type in ("Relu", "Clip"):
-                    best = max(best, float(self.relu_max.get(n.output[0], 0.0)))
-                else:
-                    todo.extend(n.output)
-        if best <= 0:
-            best = float(calib.abs().max()) if calib.numel() else 0.0
-        return best if best > 0 else 1.0
-
-    def kappa_for(self, tensor: str, calib: torch.Tensor, w_unit: float = 0.0) -> float:
-        """The scale of a new synapse's output; ``w_unit`` is its largest IR weight at scale 1
-        (scale ``k`` makes it ``k·w_unit``, which must stay on the 8-bit mantissa).
-
-        Hidden layers: ``target_max / largest activation``, capped so the weights fit.  The
-        synapses of the final (linear) segment: the power of two ``2^output_exp`` that puts the
-        largest weight in the mantissa's top octave (the output decoder undoes it)."""
-        if not self.opts.normalize:
-            return 1.0
-        top = WEIGHT_TOP / w_unit if w_unit > 0 else math.inf
-        if tensor in self.final:
-            if self.opts.output_exp is not None:
-                return 2.0 ** self.opts.output_exp
-            return 2.0 ** math.floor(math.log2(top)) if math.isfinite(top) else 1.0
-        return min(self.target_max(tensor) / self.segment_max(tensor, calib), top)
 
     def aligned(self, vals: list[Val]) -> tuple[list[str], float]:
         """Stream nodes of ``vals`` brought to one scale (``tensor.affine`` where needed)."""

@@ -202,6 +202,8 @@ def raster_picture(spikes_by_layer: Mapping[str, Any], path: str | os.PathLike,
     if not spikes_by_layer:
         raise SlayerError("raster_picture needs at least one layer")
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     n = len(spikes_by_layer)
     fig, axes = plt.subplots(n, 1, figsize=(9, 1.2 + 1.6 * n), squeeze=False, sharex=True)
     for ax, (name, x) in zip(axes[:, 0], spikes_by_layer.items()):
@@ -219,6 +221,7 @@ def raster_picture(spikes_by_layer: Mapping[str, Any], path: str | os.PathLike,
             fig.colorbar(im, ax=ax, pad=0.01)
             kind = f"graded, {int(np.count_nonzero(a))} nonzero"
         ax.set_xlim(-0.5, a.shape[1] - 0.5)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("neuron")
         ax.set_title(f"{name}: {a.shape[0]} neurons, {kind}", fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("time step")

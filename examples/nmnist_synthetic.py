@@ -123,7 +123,7 @@ def main() -> None:
     import common
 
     args = common.parse(__doc__.splitlines()[0], "nmnist")
-    steps, n_train, n_test, epochs = (24, 160, 100, 2) if args.quick else (30, 1200, 400, 12)
+    steps, n_train, n_test, epochs = (24, 160, 100, 2) if args.quick else (30, 1200, 400, 6)
     shapes = glyphs(np.random.default_rng(1234))
     train_set = dataset(n_train, steps, args.seed, shapes)
     test_set = dataset(n_test, steps, args.seed + 1, shapes)

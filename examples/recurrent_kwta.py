@@ -10,7 +10,8 @@ recurrent state has to hold which came first.  The flow:
 1. train ``Network`` (Dense 24→32 → Recurrent 32→32 → KWTA 32→4, one winner) with
    ``slayer.utils.Assistant`` (``SpikeRate`` loss on the KWTA output, rate classifier), every
    batch from rest (``reset``: lava-dl's looped blocks otherwise carry state between calls);
-2. compile for ``loihi2``, run the netlist in fixed point and print both accuracies, with the
+2. save the checkpoint and load it into a fresh ``Network`` (as a deployment does), compile
+   that for ``loihi2``, run the netlist in fixed point and print both accuracies, with the
    per-layer spike agreement of the fixed-point run (``slayerc.compile``'s quantization
    report, as ``slayerc compile --quant-report``).
 
@@ -112,13 +113,16 @@ def main() -> None:
 
     from slayerc.driver import compile_model
 
+    ckpt = args.out / "recurrent_kwta.pt"
+    torch.save(net.state_dict(), ckpt)
+    net = Network()  # deploy from the checkpoint: a fresh model, from rest
+    net.load_state_dict(torch.load(ckpt))
     net.eval()
+    reset(net)  # the checkpoint holds the last call's spikes (spike_state), as lava-dl's does
     x, y = test_set
-    reset(net)
     with torch.no_grad():
         float_out = net(x)
     netlist = args.out / "recurrent_kwta.net"
-    torch.save(net.state_dict(), args.out / "recurrent_kwta.pt")
     done = compile_model(net, x[:4], output=netlist, quant=True)  # = slayerc compile
     fixed = slayerc.run_netlist(netlist, x.numpy())
     lat = done.output_latency

@@ -261,6 +261,10 @@ def quant_picture(report: Any, path: str | os.PathLike, title: str | None = None
         left.barh(y - 0.2, [v[0] for v in weights.values()], 0.4, label="max", color="#e67e22")
         left.barh(y + 0.2, [v[1] for v in weights.values()], 0.4, label="rms", color="#2e86c1")
         left.legend(fontsize=8)
+    if not any(v[0] for v in weights.values()):  # an empty chart would look like a failure
+        left.set_xlim(0, 1)
+        left.text(0.5, 0.5, "error 0: every weight is on the 8-bit grid", fontsize=9,
+                  ha="center", va="center", transform=left.transAxes)
     left.set_yticks(y, list(weights), fontsize=8)
     left.invert_yaxis()
     left.set_xlabel("weight error (slayer units)")
@@ -277,7 +281,7 @@ def quant_picture(report: Any, path: str | os.PathLike, title: str | None = None
     right.set_xlim(max(0.0, low - 5), 100.5)
     right.set_xlabel("equal outputs (%)")
     right.set_title(f"spike agreement per layer (all: {100 * report.total:.2f}%)", fontsize=10)
-    right.legend(fontsize=8, loc="lower left")
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -21,9 +21,12 @@ from slayerc.runtime import neurons
 def family():
     import family_test_if
 
+    from slayerc.ir.core import OPS
+
     neurons.add_family("neuron.test_if", "family_test_if")
     yield family_test_if
     neurons.FAMILIES.pop("neuron.test_if")
+    OPS.pop("neuron.test_if", None)  # the op registry is global: leave it as slayerc has it
 
 
 def _graph(family, leak):

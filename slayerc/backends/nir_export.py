@@ -139,23 +139,25 @@ def _io_output(ex: _Exporter, node: Op) -> Any:
     return ex.nir.Output(output_type={"output": ex.shape(node.inputs[0])})
 
 
-def _dense(ex: _Exporter, node: Op) -> Any:
+def _masked_weight(ex: _Exporter, node: Op) -> np.ndarray:
+    """A real synapse's weight with its mask applied (NIR has no complex synapse)."""
     if node.weight_imag is not None:  # type: ignore[attr-defined]
         raise BackendError(f"{node.describe()}: NIR has no complex synapse")
     w = np.asarray(ex.g.param(node.weight))  # type: ignore[attr-defined]
     if node.mask is not None:  # type: ignore[attr-defined]
         w = w * ex.g.param(node.mask)  # type: ignore[attr-defined]
+    return w
+
+
+def _dense(ex: _Exporter, node: Op) -> Any:
+    w = _masked_weight(ex, node)
     if node.bias is None:  # type: ignore[attr-defined]
         return ex.nir.Linear(weight=np.array(w))
     return ex.nir.Affine(weight=np.array(w), bias=np.array(ex.g.param(node.bias)))  # type: ignore[attr-defined]
 
 
 def _conv(ex: _Exporter, node: Op) -> Any:
-    if node.weight_imag is not None:  # type: ignore[attr-defined]
-        raise BackendError(f"{node.describe()}: NIR has no complex synapse")
-    w = np.asarray(ex.g.param(node.weight))  # type: ignore[attr-defined]
-    if node.mask is not None:  # type: ignore[attr-defined]
-        w = w * ex.g.param(node.mask)  # type: ignore[attr-defined]
+    w = _masked_weight(ex, node)
     bias = ex.g.param(node.bias) if node.bias is not None else np.zeros(w.shape[0], w.dtype)  # type: ignore[attr-defined]
     return ex.nir.Conv2d(input_shape=tuple(ex.g[node.inputs[0]].shape[1:]), weight=np.array(w),
                          stride=tuple(node.stride), padding=tuple(node.padding),  # type: ignore[attr-defined]

@@ -169,14 +169,18 @@ class Converter(ScalePlan):
         self.relu_max = self._relu_maxima()
         self.node = None
         for node in self.model.graph.node:
-            self.node = node
-            handler = HANDLERS.get(node.op_type)
-            if handler is None:
-                raise self.err(unsupported(node.op_type))
-            handler(self, node, attributes(node))
+            self._handle(node)
         self.node = None
         for out in self.outputs:
             self.output(out)
+
+    def _handle(self, node) -> None:
+        """Convert one ONNX node with its operator's handler (a clear error if there is none)."""
+        self.node = node
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            raise self.err(unsupported(node.op_type))
+        handler(self, node, attributes(node))
 
     def _relu_maxima(self) -> dict[str, float]:
         """Dry run on the calibration batch: the largest activation of every ReLU output."""
@@ -187,11 +191,7 @@ class Converter(ScalePlan):
         opts, self.opts = self.opts, Options(self.opts.threshold, False, 1.0, None, 1.0)
         try:
             for node in self.model.graph.node:
-                self.node = node
-                handler = HANDLERS.get(node.op_type)
-                if handler is None:
-                    raise self.err(unsupported(node.op_type))
-                handler(self, node, attributes(node))
+                self._handle(node)
                 if node.op_type in ("Relu", "Clip"):
                     self.relu_max[node.output[0]] = float(self.vals[node.output[0]].calib.max())
         finally:

@@ -118,8 +118,14 @@ def _opt_one(args: argparse.Namespace, read: Callable, keep_graph: bool = False)
                                  print_after=frozenset(args.print_ir_after or ()),
                                  time_passes=args.time_passes,
                                  printer=lambda s: print(s, file=sys.stderr))
+    bar = _progress(keep_graph and not args.quiet and sys.stderr.isatty())
+    if bar is not None:
+        count = len(pm.pipeline)
+        pm.on_pass = lambda i, n, spec: bar(i, n, f"pass {i + 1}/{n}: {spec.name}")
     try:
         g = pm.run(read())
+        if bar is not None and count:
+            bar(count, count, "done")
     except SlayerError as e:
         if args.verify_diagnostics:
             return f"error: {e}"
@@ -143,7 +149,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from slayerc.frontend.loader import clipped_weights, load_model, load_weights, user_code
     from slayerc.ir.summary import layer_table
 
-    steps = _progress(4, not args.quiet and sys.stderr.isatty())
+    steps = _progress(not args.quiet and sys.stderr.isatty())
     _check_compile_extras(args)
     nir_options = _nir_options(args, args.model)
     if not _is_model_spec(args.model):  # a graph file: .sir, .net or an imported format
@@ -153,7 +159,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         options.update(nir_options)
         options.update(_onnx_options(args, args.model))
         done = compile_file(args.model, target=args.target, pipeline=args.passes,
-                            output=args.output, time_passes=args.time_passes, **options)
+                            output=args.output, time_passes=args.time_passes, progress=steps,
+                            **options)
     else:
         if args.input_shape is None or args.steps is None:
             raise SlayerError("compiling MODEL.py:NAME needs --input-shape and --steps")
@@ -165,7 +172,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
             model.eval()
         for text in clipped_weights(model):
             print(f"slayerc: warning: {text}", file=sys.stderr)
-        steps("traced model loaded")
         with user_code(args.model.rpartition(":")[0], "tracing it (its forward)"):
             done = compile_model(model, example, target=args.target, pipeline=args.passes,
                                  output=args.output, quant=args.quant_report,
@@ -238,21 +244,37 @@ def _print_reports(pm, everything: bool) -> None:
             print(f"slayerc: {line}", file=sys.stderr)
 
 
-def _progress(total: int, show: bool) -> Callable[[str], None]:
-    """A progress bar over the compile stages (on stderr; silent with --quiet)."""
+_BARS: list = []
+"""The progress bars this command drew; :func:`main` closes them before it prints an error, so
+the message does not land on a half-drawn bar."""
+
+
+def _close_bars() -> None:
+    while _BARS:
+        _BARS.pop().close()
+
+
+def _progress(show: bool) -> Callable[[int, int, str], None] | None:
+    """A progress bar over the compile stages (read or trace, each pass, write) on stderr, for
+    ``driver``'s ``progress(done, total, what)``; None (no bar) when not ``show``."""
     if not show:
-        return lambda msg: None
+        return None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, file=sys.stderr, bar_format="{desc:<32}{bar:20}{n}/{total}",
-               leave=False)
+    state: dict = {}
 
-    def step(msg: str) -> None:
-        bar.set_description_str(msg)
-        bar.update(1)
-        if bar.n >= total:
+    def update(done: int, total: int, what: str) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, file=sys.stderr, leave=False,
+                                      bar_format="{desc:<40.40}{bar:20}{n}/{total} {elapsed}")
+            _BARS.append(bar)
+        bar.set_description_str(what, refresh=False)
+        bar.n = done
+        bar.refresh()  # stages are few and may be long: show each as it starts
+        if done >= total:
             bar.close()
-    return step
+    return update
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -314,6 +336,7 @@ def _step_bar(show: bool) -> Callable[[int, int], None]:
         if bar is None:
             bar = state["bar"] = tqdm(total=total, file=sys.stderr, unit="step",
                                       unit_scale=True, leave=False)
+            _BARS.append(bar)
         bar.update(done - bar.n)
     return update
 
@@ -462,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print parameters with at most N elements inline (default 16)")
     s.add_argument("--report-json", metavar="FILE",
                    help="write pass notes, timings and the per-layer table as JSON")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (it is drawn only when stderr is a terminal)")
     s.set_defaults(func=cmd_opt)
 
     s = sub.add_parser("compile", help="trace a PyTorch model (or read a graph file) into the IR "
@@ -531,13 +556,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except SlayerError as e:
+        _close_bars()
         if args.traceback:
             traceback.print_exc()
         print(f"slayerc: error: {e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, BrokenPipeError):
+        _close_bars()
         return 130
     except Exception as e:  # a bug in slayerc: still one line, with the way to see more
+        _close_bars()
         if args.traceback:
             traceback.print_exc()
         else:

@@ -33,7 +33,7 @@ from slayerc.backends import files
 from slayerc.errors import FrontendError, SlayerError
 from slayerc.ir.core import Graph
 from slayerc.ir.target import Target
-from slayerc.passes.manager import PassManager
+from slayerc.passes.manager import PassManager, load_pass, make_options, parse_pipeline
 from slayerc.passes.pipelines import default_pipeline
 from slayerc.runtime.agreement import QuantReport, latencies, quant_report
 from slayerc.runtime.fixed.simulator import layer_nodes, simulate
@@ -88,14 +88,60 @@ def save(g: Graph, path: str | os.PathLike, target: str = "loihi2", **options: A
     files.save(g, path, target=target)
 
 
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, what)``: called as each compile stage starts (``done`` stages of
+``total`` finished, ``what`` is starting) and once with ``done == total`` at the end."""
+
+
+class _Stages:
+    """Counts the stages of one compile (read or trace, each pass, the quantization report,
+    the write) for a :data:`Progress` callback."""
+
+    def __init__(self, progress: Progress | None, pipeline: str, extra: int) -> None:
+        specs = parse_pipeline(pipeline)
+        for spec in specs:  # unknown passes and options fail before a long read or trace
+            make_options(load_pass(spec.name), spec)
+        self.progress, self.done = progress, 0
+        self.total = len(specs) + extra
+
+    def start(self, what: str) -> None:
+        """Stage ``what`` starts (the previous one has finished)."""
+        if self.progress is not None:
+            self.progress(self.done, self.total, what)
+        self.done += 1
+
+    def on_pass(self, index: int, count: int, spec: Any) -> None:
+        self.start(f"pass {index + 1}/{count}: {spec.name}")
+
+    def finish(self) -> None:
+        """Every stage has finished."""
+        self.done = self.total
+        if self.progress is not None:
+            self.progress(self.total, self.total, "done")
+
+
+def _pipeline_text(target: str, pipeline: str | None, output: str | os.PathLike | None) -> str:
+    """The pipeline that runs: ``pipeline``, or the target's default (for a netlist when
+    ``output`` is a ``.net``); ``""`` means shape inference only."""
+    if pipeline is None:
+        pipeline = default_pipeline(target, output is not None and str(output).endswith(".net"))
+    return pipeline or "shape-infer"
+
+
 def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
                  pipeline: str | None = None, output: str | os.PathLike | None = None,
-                 time_passes: bool = False, **options: Any) -> Compiled:
+                 time_passes: bool = False, progress: Progress | None = None,
+                 **options: Any) -> Compiled:
     """Read a graph file (any importer, ``options`` to it), run ``pipeline`` (None: the
-    target's default), and write ``output`` if given: ``slayerc compile net.onnx -o net.net``."""
+    target's default), and write ``output`` if given: ``slayerc compile net.onnx -o net.net``.
+    ``progress`` is told each stage (see :data:`Progress`)."""
+    pipeline = _pipeline_text(target, pipeline, output)
+    stages = _Stages(progress, pipeline, 1 + (output is not None))
+    stages.start(f"reading {os.fspath(path)}")
     g = load(path, **options)
-    out, pm, lat = _pipeline(g, target, pipeline, output, time_passes)
+    out, pm, lat = _pipeline(g, target, pipeline, output, time_passes, stages)
     if output is not None:
+        stages.start(f"writing {os.fspath(output)}")
         written = out
         if str(output).endswith(".net") and str(path).endswith(".onnx"):
             # a converted model's output decoders (2^-k after the sigma) stay on the host
@@ -103,17 +149,19 @@ def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
 
             written = netlist_outputs(out)[0]
         save(written, output, target=target)
+    stages.finish()
     return Compiled(out, g, pm, lat)
 
 
 def _pipeline(g: Graph, target: str, pipeline: str | None, output: str | os.PathLike | None,
-              time_passes: bool) -> tuple[Graph, PassManager, dict[str, int]]:
+              time_passes: bool, stages: _Stages | None = None
+              ) -> tuple[Graph, PassManager, dict[str, int]]:
     """Run ``pipeline`` (None: the target's default, for a netlist when ``output`` is a
     ``.net``; ``""``: shape inference only); return the graph, the manager and the latencies
-    ``legalize-layers`` added."""
-    if pipeline is None:
-        pipeline = default_pipeline(target, output is not None and str(output).endswith(".net"))
-    pm = PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
+    ``legalize-layers`` added.  ``stages`` hears of each pass as it starts."""
+    pm = PassManager.from_string(_pipeline_text(target, pipeline, output),
+                                 time_passes=time_passes,
+                                 on_pass=stages.on_pass if stages is not None else None)
     out = pm.run(g)
     return out, pm, latencies({k: v for r in pm.reports for k, v in r.values.items()})
 
@@ -140,33 +188,35 @@ class Compiled:
 def compile_model(model: torch.nn.Module, example_input: torch.Tensor, *,
                   target: str = "loihi2", pipeline: str | None = None,
                   output: str | os.PathLike | None = None, quant: bool = False,
-                  time_passes: bool = False,
-                  progress: Callable[[str], None] | None = None) -> Compiled:
+                  time_passes: bool = False, progress: Progress | None = None) -> Compiled:
     """Trace ``model`` on ``example_input`` (``[N, *S, T]``), run ``pipeline`` (None: the
     target's default, for a netlist when ``output`` is a ``.net``; ``""``: none), measure the
     quantization report (``quant``, on a seeded random spike input of the example's shape) and
-    write ``output`` (``.sir`` or ``.net``) if given."""
+    write ``output`` (``.sir`` or ``.net``) if given.  ``progress`` is told each stage (see
+    :data:`Progress`)."""
     from slayerc.frontend.trace import trace
 
-    step = progress or (lambda msg: None)
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
         raise FrontendError("the example input must be a tensor [N, C(, H, W), T] (batch first, "
                             f"time last); got {getattr(example_input, 'shape', example_input)!r}")
+    text = _pipeline_text(target, pipeline, output)
+    stages = _Stages(progress, text, 1 + bool(quant) + (output is not None))
+    stages.start("tracing the model")
     traced = trace(model, example_input)
-    step(f"traced {len(traced)} nodes")
-    g, pm, lat = _pipeline(traced, target, pipeline, output, time_passes)
+    g, pm, lat = _pipeline(traced, target, text, output, time_passes, stages)
     report = None
     if quant:
+        stages.start("measuring the quantization report")
         gen = torch.Generator().manual_seed(0)
         x = (torch.rand(example_input.shape, generator=gen) < 0.1).float()
         values = {k: v for r in pm.reports if r.pass_name == "legalize-quant"
                   for k, v in r.values.items()}
         report = quant_report(traced, g, x, values, lat, pm.inputs.get("legalize-quant"),
                               target=target)
-    step("passes done")
     if output is not None:
+        stages.start(f"writing {os.fspath(output)}")
         files.save(g, output, target=target)
-        step(f"wrote {output}")
+    stages.finish()
     return Compiled(g, traced, pm, lat, report)
 
 

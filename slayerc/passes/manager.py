@@ -125,6 +125,9 @@ class PassManager:
     #: so this costs no copies.  ``slayerc compile --quant-report`` compares against the one
     #: before ``legalize-quant``.
     inputs: dict[str, Graph] = field(default_factory=dict)
+    #: Called as ``on_pass(index, count, spec)`` before each pass runs (index from 0), for a
+    #: progress display; None: nothing is called.
+    on_pass: Callable[[int, int, PassSpec], None] | None = None
 
     @classmethod
     def from_string(cls, text: str, **kwargs: Any) -> PassManager:
@@ -162,7 +165,9 @@ class PassManager:
         """Run the pipeline on ``g`` and return the result."""
         plan = self.check(g.facts)
         done: list[str] = []
-        for spec, mod, opts in plan:
+        for index, (spec, mod, opts) in enumerate(plan):
+            if self.on_pass is not None:
+                self.on_pass(index, len(plan), spec)
             start = time.perf_counter()
             self.inputs.setdefault(spec.name, g)
             try:

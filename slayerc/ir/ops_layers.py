@@ -29,6 +29,9 @@ class Input(Op):
     """``io.input``: a graph input.  ``y[t] = x[t]``; its ``shape`` is given, never inferred."""
 
     OP: ClassVar[str] = "io.input"
+    SHAPE: ClassVar[str] = (
+        "given, never inferred: the node's own ``shape`` (dtype ``f32`` unless given)"
+    )
     ARITY: ClassVar[int | None] = 0
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
@@ -98,6 +101,10 @@ class Dense(_Synapse):
     """
 
     OP: ClassVar[str] = "synapse.dense"
+    SHAPE: ClassVar[str] = (
+        "``(O,)`` for an input ``(I,)`` and ``weight`` ``[O, I]``; ``c32`` with ``weight_imag``, "
+        "else ``f32`` (the input must be ``f32``)"
+    )
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -145,6 +152,11 @@ class Conv(_Windowed):
     """
 
     OP: ClassVar[str] = "synapse.conv"
+    SHAPE: ClassVar[str] = (
+        "``(O, H', W')`` for an input ``(C, H, W)`` and ``weight`` ``[O, C/groups, kH, kW]``: "
+        "``H' = ⌊(H + 2·pH − dH·(kH − 1) − 1) / sH⌋ + 1`` (``W'`` alike; ``p`` padding, ``d`` "
+        "dilation, ``s`` stride), at least 1; ``c32`` with ``weight_imag``"
+    )
     groups: int = 1
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
@@ -184,6 +196,11 @@ class ConvTranspose(_Windowed):
     """
 
     OP: ClassVar[str] = "synapse.conv_transpose"
+    SHAPE: ClassVar[str] = (
+        "``(O, H', W')`` for an input ``(C, H, W)`` and ``weight`` ``[C, O/groups, kH, kW]``: "
+        "``H' = (H − 1)·sH − 2·pH + dH·(kH − 1) + 1`` (``W'`` alike), at least 1; ``c32`` with "
+        "``weight_imag``"
+    )
     groups: int = 1
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
@@ -237,6 +254,11 @@ class Pool(_SharedKernel):
     """
 
     OP: ClassVar[str] = "synapse.pool"
+    SHAPE: ClassVar[str] = (
+        "``(C, H', W')`` for an input ``(C, H, W)``: "
+        "``H' = ⌊(H + H mod kH + 2·pH − dH·(kH − 1) − 1) / sH⌋ + 1`` (``W'`` alike; slayer pads "
+        "the remainder ``H mod kH``), at least 1; the windows must stay within one channel"
+    )
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -266,6 +288,10 @@ class Unpool(_SharedKernel):
     """
 
     OP: ClassVar[str] = "synapse.unpool"
+    SHAPE: ClassVar[str] = (
+        "``(C, H', W')`` for an input ``(C, H, W)``: ``H' = (H − 1)·sH − 2·pH + dH·(kH − 1) + 1`` "
+        "(``W'`` alike), at least 1"
+    )
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -291,6 +317,9 @@ class KWTA(Op):
     """
 
     OP: ClassVar[str] = "synapse.kwta"
+    SHAPE: ClassVar[str] = (
+        "the input's ``(N,)`` (``f32``, 1-d, with ``1 ≤ num_winners ≤ N``)"
+    )
     num_winners: int = 1
     self_excitation: float = 0.5
     threshold: float = 1.0

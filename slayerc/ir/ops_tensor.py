@@ -26,6 +26,9 @@ class Flatten(Op):
     """``tensor.flatten``: ``y[t] = reshape(x[t], [C·H·W])`` in C order (torch order)."""
 
     OP: ClassVar[str] = "tensor.flatten"
+    SHAPE: ClassVar[str] = (
+        "``(C·H·W,)``: one axis of the input's element count; the input's dtype"
+    )
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -38,6 +41,9 @@ class Reshape(Op):
     """``tensor.reshape``: ``y[t] = reshape(x[t], to)`` in C order (``to``: the per-step shape)."""
 
     OP: ClassVar[str] = "tensor.reshape"
+    SHAPE: ClassVar[str] = (
+        "``to``, which must hold as many elements as the input; the input's dtype"
+    )
     to: tuple[int, ...] = ()
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
@@ -60,6 +66,9 @@ class Add(Op):
     """``tensor.add``: ``y[t] = Σ_i x_i[t]`` over two or more inputs of one shape."""
 
     OP: ClassVar[str] = "tensor.add"
+    SHAPE: ClassVar[str] = (
+        "the inputs' shape and dtype, which must all be equal"
+    )
     ARITY: ClassVar[int | None] = None
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
@@ -79,6 +88,10 @@ class Concat(Op):
     """``tensor.concat``: ``y[t] = concat(x_1[t], …, x_n[t], axis)`` (axis 0 is channels)."""
 
     OP: ClassVar[str] = "tensor.concat"
+    SHAPE: ClassVar[str] = (
+        "the inputs' shape with the ``axis`` extents summed; the other axes, the rank and the "
+        "dtype must agree"
+    )
     ARITY: ClassVar[int | None] = None
     axis: int = 0
 
@@ -222,6 +235,9 @@ class Average(Op):
     """
 
     OP: ClassVar[str] = "tensor.average"
+    SHAPE: ClassVar[str] = (
+        "``(groups,)``; the input's element count must divide into ``groups``"
+    )
     groups: int = 1
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:

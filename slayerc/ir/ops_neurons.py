@@ -73,12 +73,20 @@ class Cuba(_Neuron):
     ``u[t] = (1 − αu) u[t−1] + x[t]``; ``v[t] = (1 − αv) v[t−1] + u[t] + bias``;
     ``s[t] = v[t] > θ`` (strict, in the integer domain), then ``v[t] = 0``.
     Graded: ``s[t] = v[t]`` where it spikes.  ``αu = current_decay``, ``αv = voltage_decay``.
+    ``exact_decays``: the float dynamics use the decays as given instead of rounding them to
+    12 bits as slayer does (NIR's continuous-time neurons, e.g. β = 0.9); the fixed-point
+    runtime and ``legalize-quant`` always round them.
     """
 
     OP: ClassVar[str] = "neuron.cuba"
     PARAMS: ClassVar = _LIF_PARAMS
     current_decay: ScalarOrParam = 0.0
     voltage_decay: ScalarOrParam = 0.0
+    exact_decays: bool = False
+
+    def check(self, g: Graph) -> Iterator[str]:
+        yield from _Neuron.check(self, g)
+        yield from _exact_flag(self)
 
 
 @register
@@ -206,6 +214,7 @@ class LI(Op):
     directly), otherwise NIR's ``CubaLI``.  No netx neuron type holds it (a netlist carries
     spikes): ``slayerc``'s own runtimes, ``.sir`` and ``.nir`` only.  ``persistent`` keeps
     ``u`` and ``v`` from one run to the next (streaming), as for the spiking neurons.
+    ``exact_decays``: as ``neuron.cuba``'s (the float dynamics keep the decays unrounded).
     """
 
     OP: ClassVar[str] = "neuron.li"
@@ -216,6 +225,7 @@ class LI(Op):
     bias: ScalarOrParam | None = None
     scale: int = 64
     persistent: bool = False
+    exact_decays: bool = False
 
     def infer(self, ins: InSpec, g: Graph) -> tuple[Shape, str]:
         (x, dtype), = ins
@@ -228,6 +238,13 @@ class LI(Op):
             yield from _scalar_or_param(g, self, attr, lo, hi, optional)
         if not isinstance(self.scale, int) or self.scale <= 0:
             yield f"{self.describe()}: scale must be a positive int, got {self.scale!r}"
+        yield from _exact_flag(self)
+
+
+def _exact_flag(node: Op) -> Iterator[str]:
+    flag = getattr(node, "exact_decays", False)
+    if not isinstance(flag, bool):
+        yield f"{node.describe()}: exact_decays must be true or false, got {flag!r}"
 
 
 @register

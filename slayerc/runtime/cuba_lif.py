@@ -102,10 +102,10 @@ def _cuba_exact(x, ku, u0, u, scale: int) -> bool:
 
 class _CubaLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, du, dv, u_state, v_state, scale, threshold, want_u):
+    def forward(ctx, x, du, dv, u_state, v_state, scale, threshold, want_u, exact=False):
         spatial = _spatial(x)
-        ku = _decay_keep(du, spatial, "current_decay")
-        kv = _decay_keep(dv, spatial, "voltage_decay")
+        ku = _decay_keep(du, spatial, "current_decay", exact)
+        kv = _decay_keep(dv, spatial, "voltage_decay", exact)
         level = None
         if threshold is not None and threshold * scale > 0:
             level = reset_level(threshold * scale)
@@ -124,7 +124,7 @@ class _CubaLIF(torch.autograd.Function):
         u = _time_major_out(u_tm, x.dtype, scale) if want_u or ctx.needs_input_grad[1] else None
         inits = [None if s is None else y / scale for s, y in ((u_state, u0), (v_state, v0))]
         ctx.save_for_backward(u, v, du, dv, *inits)
-        ctx.spatial = spatial
+        ctx.spatial, ctx.exact = spatial, exact
         return u, v
 
     @staticmethod
@@ -132,7 +132,8 @@ class _CubaLIF(torch.autograd.Function):
         u, v, du, dv, init_u, init_v = ctx.saved_tensors
         if gv is None:
             gv = torch.zeros_like(v)
-        views = [param_view(d.detach(), ctx.spatial).to(gv.dtype).round() for d in (du, dv)]
+        views = [param_view(d.detach(), ctx.spatial).to(gv.dtype) for d in (du, dv)]
+        views = views if ctx.exact else [d.round() for d in views]
         gd_u = gd_v = None
         if gu is None and not ctx.needs_input_grad[2] and views[0].numel() == 1 == views[1].numel():
             gx = _scan_pair_tm(gv, 1 - views[1] / P_SCALE, 1 - views[0] / P_SCALE)
@@ -143,7 +144,7 @@ class _CubaLIF(torch.autograd.Function):
             gx = _scan_time_major(gvin if gu is None else gvin + gu, 1 - views[0] / P_SCALE)
         if ctx.needs_input_grad[1]:
             gd_u = _decay_grad(gx, u, init_u, views[0].shape, du.shape).to(du.dtype)
-        return gx, gd_u, gd_v, None, None, None, None, None
+        return gx, gd_u, gd_v, None, None, None, None, None, None
 
 
 def _scan_pair_tm(g: torch.Tensor, av: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
@@ -181,6 +182,7 @@ def cuba_lif(
     scale: int = STATE_SCALE,
     threshold: float | None = None,
     current: bool = True,
+    exact_decay: bool = False,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """CUBA-LIF current and voltage in one pass (``spec/slayer-dynamics.md`` §4.1, no norm).
 
@@ -192,9 +194,10 @@ def cuba_lif(
     but runs one loop over ``T`` for both integrators (about half the per-step operations), and
     both the traces and the input gradient are ``[N, *S, T]`` views of time-major storage
     (see :func:`is_time_major`).  With ``current=False`` the current trace is not materialised
-    (returned as None) unless ``current_decay`` needs a gradient.  Returns ``(u, v)``.
+    (returned as None) unless ``current_decay`` needs a gradient.  ``exact_decay``: the decays
+    unrounded (an IR node's ``exact_decays``).  Returns ``(u, v)``.
     """
     return _CubaLIF.apply(
         x, current_decay, voltage_decay, current_state, voltage_state, int(scale), threshold,
-        bool(current),
+        bool(current), bool(exact_decay),
     )

@@ -94,9 +94,9 @@ def _li_loop(xin: torch.Tensor, keep: torch.Tensor, y0: torch.Tensor, level: flo
 
 class _LeakyIntegrator(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, decay, state, scale, threshold):
+    def forward(ctx, x, decay, state, scale, threshold, exact=False):
         spatial = _spatial(x)
-        keep = _decay_keep(decay, spatial, "decay")
+        keep = _decay_keep(decay, spatial, "decay", exact)
         level = None
         if threshold is not None and threshold * scale > 0:
             level = reset_level(threshold * scale)
@@ -104,19 +104,20 @@ class _LeakyIntegrator(torch.autograd.Function):
         y = from_time_major(_li_loop(time_major_int(x, scale), keep, y0, level), x.dtype, scale)
         init = None if state is None else (y0 / scale)
         ctx.save_for_backward(y, decay, init)
-        ctx.spatial = spatial
+        ctx.spatial, ctx.exact = spatial, exact
         return y
 
     @staticmethod
     def backward(ctx, gy):
         y, decay, init = ctx.saved_tensors
-        view = param_view(decay.detach(), ctx.spatial).to(gy.dtype).round()
+        view = param_view(decay.detach(), ctx.spatial).to(gy.dtype)
+        view = view if ctx.exact else view.round()
         gx = reverse_scan(gy, 1 - view / P_SCALE)
         gd = None
         if ctx.needs_input_grad[1]:
             full = -(gx * _prev(y, init)).sum(-1) / P_SCALE
             gd = reduce_to(full, view.shape, decay.shape).to(decay.dtype)
-        return gx, gd, None, None, None
+        return gx, gd, None, None, None, None
 
 
 def leaky_integrator(
@@ -125,6 +126,7 @@ def leaky_integrator(
     state: torch.Tensor | None = None,
     scale: int = STATE_SCALE,
     threshold: float | None = None,
+    exact_decay: bool = False,
 ) -> torch.Tensor:
     """Leaky integrator with optional reset (``spec/slayer-dynamics.md`` §3.1).
 
@@ -141,11 +143,12 @@ def leaky_integrator(
         state: initial value ``y[−1]`` in slayer units (broadcast to ``[N, *S]``), or None for 0.
         scale: the integer state scale ``S``.
         threshold: reset threshold in slayer units, or None for no reset.
+        exact_decay: use ``D`` as given instead of ``round(D)`` (an IR node's ``exact_decays``).
 
     Returns:
         ``y`` with the shape and dtype of ``x``.  Gradients: see the module docstring.
     """
-    return _LeakyIntegrator.apply(x, decay, state, int(scale), threshold)
+    return _LeakyIntegrator.apply(x, decay, state, int(scale), threshold, bool(exact_decay))
 
 
 # -------------------------------------------------------------------------------- resonator

@@ -244,7 +244,9 @@ def _prev(y: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
     return torch.cat([first.expand(y.shape[:-1] + (1,)), y[..., :-1]], dim=-1)
 
 
-def _decay_keep(decay: torch.Tensor, spatial: tuple[int, ...], what: str) -> torch.Tensor:
-    """``(4096 − round(D)) / 4096`` as an exact float64 view."""
-    d = param_view(decay.detach(), spatial, what).to(_F64).round()
-    return (P_SCALE - d) / P_SCALE
+def _decay_keep(decay: torch.Tensor, spatial: tuple[int, ...], what: str,
+                exact: bool = False) -> torch.Tensor:
+    """``(4096 − round(D)) / 4096`` as an exact float64 view (``exact``: ``D`` unrounded, for
+    neurons whose IR node keeps its decays exact)."""
+    d = param_view(decay.detach(), spatial, what).to(_F64)
+    return (P_SCALE - (d if exact else d.round())) / P_SCALE

@@ -705,7 +705,8 @@ def _registered(op: str, fused):
     family = families.family(op)
 
     def run(x, *args, norm=None, want_state=True, activation=None, **kwargs):
-        if norm is not None or activation not in (None, torch.relu, torch.nn.functional.relu):
+        if norm is not None or activation not in (None, torch.relu, torch.nn.functional.relu) \
+                or kwargs.get("exact_decay"):  # the fused loops round decays to 12 bits
             extra = {"activation": activation} if activation is not None else {}
             if op == "neuron.cuba":
                 extra["want_state"] = want_state

@@ -40,7 +40,7 @@ TAU, SIGMA = 100, 0.1
 def dynamics(
     x, current_decay, voltage_decay, threshold, tau_rho, scale_rho, *, scale=STATE_SCALE,
     graded=False, current_state=None, voltage_state=None, norm=None, output=NO_OUTPUT,
-    want_state=True,
+    want_state=True, exact_decay=False,
 ):
     """CUBA-LIF spikes of ``x`` ``[N, *S, T]``; returns ``(y, states)``.
 
@@ -55,14 +55,16 @@ def dynamics(
             norm; the IR's ``bias``), or None.
         output: the block's delay_shift and axonal delay.
         want_state: return the carried states (False skips the current trace when possible).
+        exact_decay: the decays unrounded (the IR node's ``exact_decays``; slayer rounds them).
     """
     th = threshold + 0.01 / scale
     if norm is None:
         u, v = cuba_lif(x, current_decay, voltage_decay, current_state, voltage_state, scale, th,
-                        current=want_state)
+                        current=want_state, exact_decay=exact_decay)
     else:
-        u = norm(leaky_integrator(x, current_decay, current_state, scale))
-        v = leaky_integrator(u, voltage_decay, voltage_state, scale, th)
+        u = norm(leaky_integrator(x, current_decay, current_state, scale,
+                                  exact_decay=exact_decay))
+        v = leaky_integrator(u, voltage_decay, voltage_state, scale, th, exact_decay)
     s = spikes.spike(v, th, tau_rho * TAU, scale_rho * SIGMA, graded)
     states: dict[str, Any] = {}
     if want_state:
@@ -76,7 +78,8 @@ def node_args(node: Op, value: Value) -> tuple[tuple, dict[str, Any]]:
     a = spike_args(node)
     args = (decay(value, "current_decay"), decay(value, "voltage_decay"), a.pop("threshold"),
             a.pop("tau_rho"), a.pop("scale_rho"))
-    return args, {**a, "norm": bias_norm(value)}
+    exact = {"exact_decay": True} if getattr(node, "exact_decays", False) else {}
+    return args, {**a, "norm": bias_norm(value), **exact}
 
 
 KERNELS = {

@@ -27,7 +27,7 @@ STATES = ("current_state", "voltage_state")
 
 
 def dynamics(x, current_decay, voltage_decay, *, scale=STATE_SCALE, norm=None,
-             current_state=None, voltage_state=None):
+             current_state=None, voltage_state=None, exact_decay=False):
     """The voltage of ``x`` ``[N, *S, T]`` (slayer units); returns ``(v, states)``.
 
     Args:
@@ -36,16 +36,19 @@ def dynamics(x, current_decay, voltage_decay, *, scale=STATE_SCALE, norm=None,
         norm: applied to the current before the voltage integrates it (the IR's ``bias``), or
             None.
         current_state, voltage_state: initial states (persistent), or None for 0.
+        exact_decay: the decays unrounded (the IR node's ``exact_decays``).
     """
-    u = leaky_integrator(x, current_decay, current_state, scale)
-    v = leaky_integrator(u if norm is None else norm(u), voltage_decay, voltage_state, scale)
+    u = leaky_integrator(x, current_decay, current_state, scale, exact_decay=exact_decay)
+    v = leaky_integrator(u if norm is None else norm(u), voltage_decay, voltage_state, scale,
+                         exact_decay=exact_decay)
     return v, {"current_state": last(u), "voltage_state": last(v)}
 
 
 def node_args(node: Op, value: Value) -> tuple[tuple, dict[str, Any]]:
     """``dynamics`` arguments of a ``neuron.li`` node."""
     args = (decay(value, "current_decay"), decay(value, "voltage_decay"))
-    return args, {"scale": int(node.scale) * 64, "norm": bias_norm(value)}  # type: ignore
+    return args, {"scale": int(node.scale) * 64, "norm": bias_norm(value),  # type: ignore
+                  "exact_decay": bool(getattr(node, "exact_decays", False))}
 
 
 KERNELS = {"torch": dynamics}

@@ -689,6 +689,7 @@ def _neuron(imp: _Importer, key, node, x, shape, final, loc) -> None:
     attrs: dict[str, Any] = {"threshold": th,
                              "current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),
                              "voltage_decay": _scalar_or_param(imp, f"{final}.voltage_decay", a_v)}
+    attrs.update(_exact(a_u, a_v))
     if np.any(bias != 0):
         attrs["bias"] = _scalar_or_param(imp, f"{final}.bias", bias)
     imp.add(key, ops.Cuba, final, [x], loc=loc, **attrs)
@@ -731,6 +732,7 @@ def _li(imp: _Importer, key, node, x, shape, final, loc) -> None:
     get, a_u, a_v, g = _discretise(imp, key, node, shape)
     attrs: dict[str, Any] = {"current_decay": _scalar_or_param(imp, f"{final}.current_decay", a_u),
                              "voltage_decay": _scalar_or_param(imp, f"{final}.voltage_decay", a_v)}
+    attrs.update(_exact(a_u, a_v))
     bias = a_v * get["v_leak"] / g
     if np.any(bias != 0):
         attrs["bias"] = _scalar_or_param(imp, f"{final}.bias", bias)
@@ -746,6 +748,14 @@ def _scalar_or_param(imp: _Importer, name: str, arr: np.ndarray) -> Any:
     if np.all(arr == arr.flat[0]):
         return float(np.float32(arr.flat[0]))  # NIR files hold float32: no 1e-9 residues
     return imp.b.param(name, arr.astype(np.float32))
+
+
+def _exact(*decays: np.ndarray) -> dict[str, bool]:
+    """``exact_decays`` for a neuron whose decays are off the 12-bit grid (e.g. β = 0.9):
+    the interpreter then runs NIR's decay, not slayer's rounding of it (410/4096)."""
+    snapped = [_snap(np.asarray(d, np.float64)) for d in decays]
+    off = any(np.any(d * 4096 != np.round(d * 4096)) for d in snapped)
+    return {"exact_decays": True} if off else {}
 
 
 def _snap(arr: np.ndarray) -> np.ndarray:

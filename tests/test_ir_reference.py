@@ -75,3 +75,90 @@ def test_missing_equation_or_attribute_doc_is_reported(gen, monkeypatch, tmp_pat
     assert gen.main(["--check"]) == 1  # docs fine, the page now differs
     page.write_text(gen.render())
     assert gen.main(["--check"]) == 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OwnInfer(Op):
+    """``test.own``: ``y[t] = x[t][0]``."""
+
+    OP: ClassVar[str] = "test.own"
+
+    def infer(self, ins, g):
+        return (1,), "f32"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StaleRule(Op):
+    """``test.stale``: ``y[t] = x[t]``."""
+
+    OP: ClassVar[str] = "test.stale"
+    SHAPE: ClassVar[str] = "the input's shape"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _NewInfer(_StaleRule):
+    """``test.new``: ``y[t] = 2·x[t]``."""
+
+    OP: ClassVar[str] = "test.new"
+
+    def infer(self, ins, g):
+        return (2 * ins[0][0][0],), "f32"
+
+
+def test_an_op_that_computes_its_shape_must_state_the_rule(gen, monkeypatch) -> None:
+    assert gen.shape_rule(_OwnInfer) is None
+    assert gen.shape_rule(_NewInfer) is None  # the base's rule predates this infer
+    assert gen.shape_rule(_StaleRule) == "the input's shape"
+    assert gen.shape_rule(_NoDoc) == gen.SAME_SHAPE  # keeps Op.infer: output = input
+    monkeypatch.setitem(OPS, "test.own", _OwnInfer)
+    assert any(p.startswith("test.own (") and "output-shape rule" in p for p in gen.problems())
+    monkeypatch.delitem(OPS, "test.own")
+    page = gen.render()
+    conv = page[page.index("### `synapse.conv`"):page.index("### `synapse.conv_transpose`")]
+    assert "**Output shape:** `(O, H', W')`" in conv
+
+
+def _formula(op: str) -> str:
+    """The ``H' = ...`` equation of an op's stated shape rule, as Python."""
+    rule = OPS[op].SHAPE
+    text = next(s for s in rule.split("``") if s.startswith("H' = "))[len("H' = "):]
+    for a, b in (("⌊", "("), ("⌋", ")//1"), ("·", "*"), ("−", "-"), (" mod ", "%")):
+        text = text.replace(a, b)
+    return text.replace("/", "//").replace("////", "//")
+
+
+@pytest.mark.parametrize("op", ["synapse.conv", "synapse.conv_transpose", "synapse.pool",
+                                "synapse.unpool"])
+def test_stated_window_formulas_are_what_shape_inference_computes(op: str) -> None:
+    """Evaluate the rule printed in the reference and compare it with ``infer`` on a grid."""
+    import numpy as np
+
+    from slayerc.ir.core import Graph, ParamRef
+    from slayerc.ir.core import ShapeProblem as Problem
+
+    formula, checked = _formula(op), 0
+    for h in (4, 7, 12):
+        for k in (1, 2, 3):
+            for s in (1, 2, 3):
+                for p in (0, 1):
+                    for d in (1, 2):
+                        want = eval(formula, {}, {"H": h, "kH": k, "sH": s, "pH": p, "dH": d})
+                        attrs = dict(stride=(s, s), padding=(p, p), dilation=(d, d))
+                        params = {}
+                        if op in ("synapse.conv", "synapse.conv_transpose"):
+                            params["w"] = np.zeros((2, 2, k, k), np.float32)
+                            attrs["weight"] = ParamRef("w")
+                        else:
+                            attrs["kernel"] = (k, k)
+                        node = OPS[op](name="n", inputs=("x",), **attrs)
+                        g = Graph(name="g", nodes=[], params=params)
+                        try:
+                            # one channel for the pools: their windows then never cross one
+                            c = 1 if "pool" in op else 2
+                            (_, hh, ww), _ = node.infer([((c, h, h), "f32")], g)
+                        except Problem:
+                            assert want < 1, (op, h, k, s, p, d)
+                            continue
+                        assert hh == ww == want, (op, h, k, s, p, d)
+                        checked += 1
+    assert checked > 50

@@ -2,7 +2,8 @@
 
 ``python tools/gen_ir_reference.py`` rewrites the page; ``--check`` exits 1 (and says why) when
 the committed page differs from what the docstrings give, or when an op lacks what the page
-needs: a docstring with an equation (a ````...````-quoted span with ``=``), and for every
+needs: a docstring with an equation (a ````...````-quoted span with ``=``), an output-shape
+rule (``SHAPE``, stated beside the ``infer`` that computes it), and for every
 attribute a description (the attribute named inside a ````...```` span of the op's docstring
 or of the docstring of a base class that declares shared fields).  ``tests/test_ir_reference.py``
 runs both checks.
@@ -121,10 +122,28 @@ def attributes(cls: type[Op]) -> list[tuple[str, str, str, str | None]]:
     return rows
 
 
+SAME_SHAPE = "the input's shape and dtype"
+"""The output-shape rule of an op that keeps :meth:`Op.infer` (output = input)."""
+
+
+def shape_rule(cls: type[Op]) -> str | None:
+    """The op's output-shape rule: its ``SHAPE`` text, declared by the class that defines its
+    ``infer`` or a subclass of it (so a rule cannot outlive a changed ``infer``); the default
+    rule for an op that keeps :meth:`Op.infer`; None when missing."""
+    rules = next((c for c in cls.__mro__ if "infer" in vars(c)), Op)
+    declares = next((c for c in cls.__mro__ if "SHAPE" in vars(c)), None)
+    if declares is not None and issubclass(declares, rules):
+        return declares.SHAPE
+    return SAME_SHAPE if rules is Op else None
+
+
 def problems() -> list[str]:
-    """Every op without an equation and every attribute without a description."""
+    """Every op without an equation, an output-shape rule or a description of an attribute."""
     out = []
     for name, cls in sorted(OPS.items()):
+        if shape_rule(cls) is None:
+            out.append(f"{name} ({cls.__module__}.{cls.__name__}): its output-shape rule is "
+                       "not stated (a SHAPE class attribute beside its infer method)")
         own = inspect.cleandoc(cls.__doc__ or "") if "__doc__" in vars(cls) else ""
         if not any("=" in s for s in SPAN.findall(own)):
             out.append(f"{name} ({cls.__module__}.{cls.__name__}): its docstring gives no "
@@ -145,7 +164,8 @@ def _section(name: str, cls: type[Op]) -> list[str]:
     lines = [f"### `{name}`", "", f"`{cls.__module__}.{cls.__name__}`; inputs: "
              f"{ARITY.get(cls.ARITY, cls.ARITY)}"
              + ("; delays its input (may close a cycle)" if cls.DELAYS or name.startswith(
-                 "axon.") and name != "axon.delta" else ""), "", _md(doc), ""]
+                 "axon.") and name != "axon.delta" else ""), "", _md(doc), "",
+             f"**Output shape:** {_md(shape_rule(cls) or '(not stated)')}.", ""]
     rows = attributes(cls)
     if rows:
         lines += ["| attribute | type | default | description |", "| --- | --- | --- | --- |"]

@@ -33,6 +33,10 @@ class _Neuron(Op):
     """
 
     COMPLEX_IN: ClassVar[bool] = False
+    SHAPE: ClassVar[str] = (
+        "the input's shape, dtype ``f32`` (the input must be ``f32``, or ``c32`` for the "
+        "resonators, which take a complex pair)"
+    )
     #: (attribute, lower bound, upper bound, optional) for each neuron parameter.
     PARAMS: ClassVar[tuple[tuple[str, float | None, float | None, bool], ...]] = ()
 
@@ -218,6 +222,7 @@ class LI(Op):
     """
 
     OP: ClassVar[str] = "neuron.li"
+    SHAPE: ClassVar[str] = "the input's shape, dtype ``f32`` (the input must be ``f32``)"
     #: (attribute, lower bound, upper bound, optional), as ``_Neuron.PARAMS``.
     PARAMS: ClassVar = _LIF_PARAMS
     current_decay: ScalarOrParam = 1.0

@@ -14,7 +14,9 @@ at ``dt`` is that neuron exactly (``docs/nir.md``), with unit input gain:
 A ``neuron.li`` (non-spiking) becomes ``LI(tau = dt/αv, r = tau/dt, v_leak = bias/αv)`` with
 ``current_decay = 1``, otherwise ``CubaLI`` (``tau_syn = dt/αu``, ``w_in = tau_syn/dt``).
 
-``synapse.dense`` → ``Affine``/``Linear`` (mask applied), ``synapse.conv`` → ``Conv2d``,
+``synapse.dense`` → ``Affine``/``Linear`` (mask applied), ``synapse.conv`` → ``Conv2d`` (and
+the importer's ``Conv1d`` form, ``tensor.reshape`` → ``1×k`` conv → ``tensor.reshape``, →
+``Conv1d``),
 ``synapse.pool`` with a uniform kernel → ``SumPool2d``/``AvgPool2d``, ``tensor.flatten`` →
 ``Flatten``, ``tensor.affine`` without bias → ``Scale``, ``dendrite.sigma`` → ``I(r = 1/dt)``,
 ``axon.shift``/``axon.delay`` → ``Delay(steps·dt)``; ``tensor.add`` dissolves into edges (NIR sums
@@ -69,6 +71,8 @@ class _Exporter:
     def __init__(self, g: Graph, dt: float, nir: Any):
         self.g, self.dt, self.nir = g, dt, nir
         self.order = {name: i for i, name in enumerate(g.nodes)}
+        self.conv1d = {r.name: c for r in g if (c := _conv1d_of(g, r)) is not None}
+        self.inner = {n for c in self.conv1d.values() for n in (c.name, c.inputs[0])}
 
     def run(self) -> Any:
         nodes: dict[str, Any] = {}
@@ -86,7 +90,7 @@ class _Exporter:
                                  metadata={"dt": self.dt, "producer": "slayerc"})
 
     def _dissolves(self, node: Op) -> bool:
-        if node.OP == "tensor.add":
+        if node.OP == "tensor.add" or node.name in self.inner:  # inner: a Conv1d's halves
             return True
         return node.OP == "axon.shift" and self._closes_cycle(node)
 
@@ -159,10 +163,43 @@ def _dense(ex: _Exporter, node: Op) -> Any:
 def _conv(ex: _Exporter, node: Op) -> Any:
     w = _masked_weight(ex, node)
     bias = ex.g.param(node.bias) if node.bias is not None else np.zeros(w.shape[0], w.dtype)  # type: ignore[attr-defined]
-    return ex.nir.Conv2d(input_shape=tuple(ex.g[node.inputs[0]].shape[1:]), weight=np.array(w),
+    # NIR types a conv's input as weight.shape[1] channels: wrong for groups > 1, so no shape
+    size = tuple(ex.g[node.inputs[0]].shape[1:]) if node.groups == 1 else None  # type: ignore[attr-defined]
+    return ex.nir.Conv2d(input_shape=size, weight=np.array(w),
                          stride=tuple(node.stride), padding=tuple(node.padding),  # type: ignore[attr-defined]
                          dilation=tuple(node.dilation), groups=node.groups,  # type: ignore[attr-defined]
                          bias=np.array(bias))
+
+
+def _conv1d_of(g: Graph, node: Op) -> Op | None:
+    """The ``synapse.conv`` of a ``Conv1d`` the importer wrote as ``tensor.reshape`` to
+    ``(C, 1, L)`` → conv with a ``1×k`` kernel → ``tensor.reshape`` to ``(C', L')`` (``node``:
+    the last reshape), or None."""
+    if node.OP != "tensor.reshape" or len(node.shape or ()) != 2:
+        return None
+    conv = g[node.inputs[0]]
+    if conv.OP != "synapse.conv" or len(g.users(conv.name)) != 1:
+        return None
+    first = g[conv.inputs[0]]
+    ok = (first.OP == "tensor.reshape" and len(g.users(first.name)) == 1
+          and len(g[first.inputs[0]].shape or ()) == 2 and (first.shape or ())[1:2] == (1,)
+          and np.shape(g.param(conv.weight))[2] == 1  # type: ignore[attr-defined]
+          and conv.stride[0] == 1 and conv.padding[0] == 0)  # type: ignore[attr-defined]
+    return conv if ok else None
+
+
+def _reshape(ex: _Exporter, node: Op) -> Any:
+    conv = ex.conv1d.get(node.name)
+    if conv is None:
+        raise BackendError(f"{node.describe()}: NIR has no primitive for a general "
+                           "tensor.reshape (slayerc exports the reshapes around a Conv1d)")
+    w = _masked_weight(ex, conv)[:, :, 0, :]
+    bias = ex.g.param(conv.bias) if conv.bias is not None else np.zeros(w.shape[0], w.dtype)  # type: ignore[attr-defined]
+    length = int(ex.g[ex.g[conv.inputs[0]].inputs[0]].shape[1])
+    return ex.nir.Conv1d(input_shape=length if conv.groups == 1 else None,  # type: ignore[attr-defined]
+                         weight=np.array(w), stride=int(conv.stride[1]),  # type: ignore[attr-defined]
+                         padding=int(conv.padding[1]), dilation=int(conv.dilation[1]),  # type: ignore[attr-defined]
+                         groups=int(conv.groups), bias=np.array(bias))  # type: ignore[attr-defined]
 
 
 def _pool(ex: _Exporter, node: Op) -> Any:
@@ -261,6 +298,7 @@ _CONVERTERS = {
     "synapse.conv": _conv,
     "synapse.pool": _pool,
     "tensor.flatten": _flatten,
+    "tensor.reshape": _reshape,
     "tensor.affine": _affine,
     "dendrite.sigma": _sigma,
     "axon.shift": _delay,

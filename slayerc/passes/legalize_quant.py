@@ -259,7 +259,7 @@ def _values(rw: Rewriter, node: Op, target: Target) -> Op:
     threshold = ("threshold", w, 0, target.threshold_max)
     if node.OP in WEIGHTED:
         rules = [bias]
-    elif node.OP in ops.NEURON_OPS:
+    elif node.OP in ops.NEURON_OPS or node.OP == "neuron.li":  # li: the spike-less CUBA
         rules = [(a, d, 0, d) for a in DECAYS] + [(a, d, -d, d) for a in SIGNED_DECAYS]
         rules += [threshold, ("threshold_step", w, 0, target.threshold_max), bias]
     elif node.OP == "axon.delta":

@@ -8,8 +8,9 @@ The two integrators are lava-dl's ``leaky_integrator`` (``neuron.cuba``'s, witho
 reset), in the integer arithmetic of :func:`slayerc.runtime.dynamics.leaky_integrator`: states
 on the grid ``1/S`` (``S = 64·scale``), decays ×4096, each decay truncated toward zero; gradients
 flow to the input and to both decays.  NIR's ``LI`` is ``current_decay = 1`` and its ``CubaLI``
-the general case (``slayerc.frontend.nir_import``).  Kernels: ``torch`` (:func:`dynamics`) only;
-no netx neuron type holds it, so it has no fixed-point kernel.
+the general case (``slayerc.frontend.nir_import``).  Kernels: ``torch`` (:func:`dynamics`) and
+``fixed`` (:mod:`slayerc.runtime.fixed.li`: CUBA's integer update without the spike, for
+``slayerc run``); no netx neuron type holds it, so a netlist refuses it.
 """
 
 from __future__ import annotations
@@ -51,4 +52,4 @@ def node_args(node: Op, value: Value) -> tuple[tuple, dict[str, Any]]:
                   "exact_decay": bool(getattr(node, "exact_decays", False))}
 
 
-KERNELS = {"torch": dynamics}
+KERNELS = {"torch": dynamics, "fixed": "slayerc.runtime.fixed.li:LeakyIntegrator"}

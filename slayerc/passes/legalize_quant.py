@@ -17,6 +17,11 @@ the reset to 0 do not care) and only changes where fixed-point decays truncate.
 * Synapses not feeding one plain CUBA neuron keep ``e = 0`` (scaling a sigma-delta or graded
   neuron would change what it sends on), and weights that do not fit are a :class:`PassError`
   naming the node and the value; so is an ``e`` outside the target's exponent range.
+* Sigma-delta dense synapses (feeding ``neuron.sigma_delta`` or ``dendrite.sigma``) whose
+  weights fit the mantissa on the finer ``1/64`` grid (integers in [-128, 127]) keep that grid:
+  netx's ``optimize_weight_bits`` gives such a matrix the exponent −1 with the same 8 bits, so
+  small weights get twice the resolution.  Conv layers keep ``2/64``: netx hands their raw
+  integers to Lava with exponent 0, where the 8-bit mixed-sign mantissa holds even values only.
 
 Neurons: decays are rounded to ``1/4096`` (clamped to [0, 1]; sin/cos to [-1, 1]), thresholds
 (and ``threshold_step``) to ``1/64`` (``vThMant``, at most ``2^17 − 1``), biases to ``1/64``
@@ -156,6 +161,17 @@ def _fed_neuron(rw: Rewriter, syn: Op) -> Op | None:
     return user if ok else None
 
 
+def _sigma_delta_dense(rw: Rewriter, syn: Op) -> bool:
+    """Whether ``syn`` is a dense synapse feeding only a sigma-delta neuron or sigma decoder
+    (through delays or one-step holds): graded, with no exponent (see the module docstring)."""
+    if syn.OP != "synapse.dense" or getattr(syn, "weight_imag", None) is not None:
+        return False
+    user = rw.only_user(syn.name)
+    while user is not None and user.OP in ("axon.delay", "axon.shift"):
+        user = rw.only_user(user.name)
+    return user is not None and user.OP in ("neuron.sigma_delta", "dendrite.sigma")
+
+
 def _finite(node: Op, attr: str, arr: np.ndarray, ref: object) -> None:
     """Refuse NaN and infinity: no grid holds them (inf overflows, NaN compares false)."""
     if not np.isfinite(arr).all():
@@ -169,8 +185,12 @@ def _synapse(rw: Rewriter, syn: Op, target: Target, scale_up: bool) -> None:
     _finite(syn, "weight", w, syn.weight)
     neuron = _fed_neuron(rw, syn)
     e = _exponent(rw, syn, w, neuron, target, scale_up) if neuron is not None else 0
-    attrs = {"weight": rw.put(syn.weight, f"{syn.name}.weight",  # type: ignore[attr-defined]
-                              _mantissas(syn, "weight", w, e, target))}
+    half = 1 << (target.weight_bits - 1)  # the mantissa on the 1/64 grid (netx: exponent -1)
+    fine = target.weight_step == 2 and _sigma_delta_dense(rw, syn) and \
+        _fit(w, 0, 1 / target.w_scale, -half, half - 1)
+    q = (np.rint(w * target.w_scale) / target.w_scale).astype(np.float32) if fine else \
+        _mantissas(syn, "weight", w, e, target)
+    attrs = {"weight": rw.put(syn.weight, f"{syn.name}.weight", q)}  # type: ignore[attr-defined]
     if getattr(syn, "weight_imag", None) is not None:
         wi = np.asarray(rw.params[syn.weight_imag.name], np.float64)  # type: ignore[union-attr]
         _finite(syn, "weight_imag", wi, syn.weight_imag)  # type: ignore[attr-defined]

@@ -386,9 +386,11 @@ def _nir_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--dt", type=_seconds, metavar="SECONDS",
                    help="NIR inputs: the time step that discretises the neurons (default: the "
                         "file's metadata dt, else 1e-4, snnTorch's)")
-    s.add_argument("--convention", choices=("snntorch", "euler", "norse"),
-                   help="NIR inputs: snntorch/euler (NIR's equations, forward Euler; default) "
-                        "or norse (the synaptic current takes its input undecayed)")
+    s.add_argument("--convention", choices=("snntorch", "euler", "norse", "norse-export"),
+                   help="NIR inputs: snntorch/euler (NIR's equations, forward Euler; default), "
+                        "norse (the synaptic current takes its input undecayed) or "
+                        "norse-export (a file from Norse 1.1's to_nir: tau = dt/tau_inv, "
+                        "dt 1e-3 unless --dt)")
 
 
 def _nir_options(args: argparse.Namespace, path: str) -> dict:

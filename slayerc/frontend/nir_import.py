@@ -54,8 +54,12 @@ from slayerc.ir.core import Graph, GraphBuilder, Loc, ShapeProblem, sanitize
 
 DEFAULT_DT = 1e-4
 """Default time step (seconds): snnTorch's NIR export step (Norse uses 1e-3: pass ``dt=1e-3``)."""
-CONVENTIONS = ("euler", "snntorch", "norse")
-"""``snntorch`` is another name of ``euler`` (snnTorch's ``Synaptic`` is NIR's Euler step)."""
+CONVENTIONS = ("euler", "snntorch", "norse", "norse-export")
+"""``snntorch`` is another name of ``euler`` (snnTorch's ``Synaptic`` is NIR's Euler step);
+``norse-export`` reads files written by Norse 1.1's ``to_nir`` (see :class:`Options`)."""
+NORSE_DT = 1e-3
+"""Norse's default time step: the default ``dt`` of ``convention="norse-export"``."""
+_TAUS = ("tau", "tau_syn", "tau_mem")
 
 
 class NirApproximationWarning(UserWarning):
@@ -69,8 +73,12 @@ class Options:
     Attributes:
         dt: time step in seconds (None: the file's ``metadata['dt']`` or :data:`DEFAULT_DT`).
         convention: ``"euler"`` (NIR's equations, forward Euler: snnTorch; also accepted as
-            ``"snntorch"``) or ``"norse"`` (the
-            synaptic current takes its input undecayed, as Norse's ``LIFCell``).
+            ``"snntorch"``), ``"norse"`` (the synaptic current takes its input undecayed, as
+            Norse's ``LIFCell``) or ``"norse-export"`` (a file from Norse 1.1's ``to_nir``:
+            ``"norse"``, and every ``tau`` written as ``dt/tau_inv = dt·τ``, so ``τ =
+            tau/dt``; ``IF`` adds its input undecayed, ``v += r·x``, as Norse's ``IAFCell``;
+            the ``Input`` type's leading batch axis is dropped; ``dt`` defaults to
+            :data:`NORSE_DT`).
         approximate: accept approximations with a warning (False: refuse them with an error).
     """
 
@@ -87,11 +95,24 @@ def load_nir(path: str | os.PathLike, *, dt: float | None = None, convention: st
     if not os.path.isfile(where):
         raise FrontendError(f"{where}: no such NIR file")
     try:
-        graph = nir.read(where)
+        graph = _read(nir, where, convention)
     except Exception as e:  # noqa: BLE001  (h5py/nir raise anything on a bad file)
+        hint = (" (Norse's to_nir types the Input with a batch axis: import its files with "
+                "convention='norse-export')" if "type mismatch" in str(e) else "")
         raise FrontendError(f"{where}: not a readable NIR file ({type(e).__name__}: "
-                            f"{_one_line(e)}); write it with nir.write") from None
+                            f"{_one_line(e)}); write it with nir.write{hint}") from None
     return from_nir(graph, dt=dt, convention=convention, approximate=approximate, source=where)
+
+
+def _read(nir: Any, where: str, convention: str) -> Any:
+    """``nir.read``; a Norse export without NIR's type check, which refuses the batch axis
+    Norse's ``to_nir`` puts on the Input type (the importer checks every shape itself)."""
+    if convention == "norse-export":
+        try:
+            return nir.read(where, type_check=False)
+        except TypeError:  # a nir without the keyword: it does not check types either
+            pass
+    return nir.read(where)
 
 
 def from_nir(graph: Any, *, dt: float | None = None, convention: str = "euler",
@@ -103,7 +124,7 @@ def from_nir(graph: Any, *, dt: float | None = None, convention: str = "euler",
             raise FrontendError(f"{source}: expected a nir.NIRGraph, got {type(graph).__name__}")
         graph = nir.NIRGraph.from_list(graph)
     if dt is None:
-        dt = _metadata_dt(graph)
+        dt = _metadata_dt(graph, NORSE_DT if convention == "norse-export" else DEFAULT_DT)
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise FrontendError(f"{source}: dt must be a positive number of seconds, got {dt!r}")
     if convention not in CONVENTIONS:
@@ -133,13 +154,13 @@ def _one_line(e: BaseException | str) -> str:
     return " ".join(str(e).split())[:300]
 
 
-def _metadata_dt(graph: Any) -> float:
+def _metadata_dt(graph: Any, default: float = DEFAULT_DT) -> float:
     meta = getattr(graph, "metadata", None) or {}
     value = meta.get("dt") if isinstance(meta, dict) else None
     try:
-        return float(np.asarray(value).reshape(())) if value is not None else DEFAULT_DT
+        return float(np.asarray(value).reshape(())) if value is not None else default
     except (TypeError, ValueError):
-        return DEFAULT_DT
+        return default
 
 
 # ------------------------------------------------------------------------------- inlining
@@ -374,7 +395,19 @@ class _Importer:
             shape = _type_shape(node.output_type, "output")
         if shape is None or not shape or any(s < 1 for s in shape):
             raise self.fail(key, f"needs a positive input shape, got {shape!r}")
+        if self.opts.convention == "norse-export" and self._batched(key, shape):
+            return shape[1:]  # Norse's to_nir types the Input with its sample's batch axis
         return shape
+
+    def _batched(self, key: str, shape: tuple[int, ...]) -> bool:
+        """Whether the nodes an Input feeds take one axis less than it declares."""
+        for src, dst in self.edges:
+            node = self.nodes[dst] if src == key else None
+            declared = _type_shape(getattr(node, "input_type", None), "input")
+            rank = len(declared) if declared else _RANK.get(type(node).__name__)
+            if rank is not None and len(shape) == rank + 1:
+                return True
+        return False
 
     def _check_declared(self, key: str, node: Any, port: str, shape: tuple[int, ...]) -> None:
         declared = _type_shape(getattr(node, "input_type", None), port)
@@ -382,8 +415,10 @@ class _Importer:
             return
         if int(np.prod(declared)) == int(np.prod(shape)) and isinstance(node, self.nir.Output):
             return
+        batch = "; Norse's to_nir writes the sample's batch axis into the Input type: import " \
+            "its files with convention='norse-export'" if declared == shape[1:] else ""
         raise self.fail(key, f"declares input shape {list(declared)} but receives "
-                             f"{list(shape)}; the shapes of connected nodes must match")
+                             f"{list(shape)}; the shapes of connected nodes must match{batch}")
 
     # -- values ------------------------------------------------------------------------------
     def array(self, key: str, node: Any, attr: str) -> np.ndarray:
@@ -702,6 +737,9 @@ def _discretise(imp: _Importer, key, node, shape) -> tuple[dict, np.ndarray, np.
     dt = imp.opts.dt
     get = {a: _per_neuron(imp, key, a, imp.array(key, node, a), shape)
            for a in _NEURON_ATTRS[kind]}
+    norse_export = imp.opts.convention == "norse-export"
+    if norse_export:  # Norse 1.1's to_nir writes tau = dt/tau_inv = dt·τ
+        get.update({a: get[a] / dt for a in _TAUS if a in get})
     ones = np.ones(shape)
     a_u = dt / get["tau_syn"] if "tau_syn" in get else ones
     a_v = dt / get["tau_mem"] if "tau_mem" in get else (dt / get["tau"] if "tau" in get
@@ -709,11 +747,11 @@ def _discretise(imp: _Importer, key, node, shape) -> tuple[dict, np.ndarray, np.
     for attr, a in (("tau_syn", a_u), ("tau_mem", a_v), ("tau", a_v)):
         if attr in get and (np.any(a > 1) or np.any(a < 0)):
             bad = float(get[attr].flat[int(np.argmax((a > 1) | (a < 0)))])
-            raise imp.fail(key, f"{attr} = {bad!r} s is shorter than dt = {dt} s (or negative): "
+            raise imp.fail(key, f"{attr} = {bad:.6g} s is shorter than dt = {dt} s (or negative): "
                                 "forward Euler overshoots; pass the dt the file was made with "
-                                "(--dt)")
+                                f"(--dt){_NORSE_HINT if not norse_export and bad < dt else ''}")
     g_v = dt * get["r"] / get["tau_mem" if "tau_mem" in get else "tau"] if "r" in get and (
-        "tau" in get or "tau_mem" in get) else dt * get.get("r", ones)
+        "tau" in get or "tau_mem" in get) else (1 if norse_export else dt) * get.get("r", ones)
     g_u = ones
     if "tau_syn" in get:
         g_u = get["w_in"] * (a_u if imp.opts.convention == "euler" else 1.0)
@@ -766,6 +804,12 @@ def _snap(arr: np.ndarray) -> np.ndarray:
     near = np.abs(arr - q) <= 4 * np.finfo(np.float32).eps * np.maximum(np.abs(arr), 1 / 4096)
     return np.where(near, q, arr)
 
+
+_NORSE_HINT = ("; a file written by Norse 1.1's to_nir (tau = dt/tau_inv) imports with "
+               "convention='norse-export' (--convention norse-export)")
+
+_RANK = {"Affine": 1, "Linear": 1, "Conv1d": 2, "Conv2d": 3, "SumPool2d": 3, "AvgPool2d": 3}
+"""The input rank a node takes, for nodes that declare no input type (Norse's Conv2d)."""
 
 _STATELESS = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten")
 

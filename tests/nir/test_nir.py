@@ -26,7 +26,10 @@ from slayerc.ir.core import GraphBuilder  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nir"
 CASES = sorted(p.stem for p in DATA.glob("*.nir"))
-EXACT = {"snntorch_dense_exact", "snntorch_recurrent", "norse_lif_cuba", "snntorch_dense"}
+SPIKING = [c for c in CASES if np.load(DATA / f"{c}.npz")["y"].dtype == np.uint8]
+"""The cases whose output is spikes (``norse_export_if_li`` ends on a leaky integrator)."""
+EXACT = {"snntorch_dense_exact", "snntorch_recurrent", "norse_lif_cuba", "snntorch_dense",
+         "norse_export_lif_cuba"}
 """Equal spike for spike: decays and states are on both sides' grids, or the decays are kept
 exact (``exact_decays``) and no state truncation is hit."""
 
@@ -42,9 +45,10 @@ def _case(name: str):
 
 
 def test_cases_cover_the_issue():
-    kinds = {type(n).__name__ for c in CASES for n in _nodes(nir.read(DATA / f"{c}.nir"))}
+    kinds = {type(n).__name__ for c in CASES  # Norse's exports fail NIR's own type check
+             for n in _nodes(nir.read(DATA / f"{c}.nir", type_check=False))}
     assert {"Affine", "Conv2d", "AvgPool2d", "Flatten", "LIF", "CubaLIF"} <= kinds
-    assert any(_has_cycle(nir.read(DATA / f"{c}.nir")) for c in CASES)
+    assert any(_has_cycle(nir.read(DATA / f"{c}.nir", type_check=False)) for c in CASES)
 
 
 def _nodes(graph):
@@ -57,7 +61,7 @@ def _has_cycle(graph) -> bool:
         "w_rec" in str(e) for e in graph.edges)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", SPIKING)
 def test_agrees_with_peer_simulation(name):
     g, x, ref = _case(name)
     y = slayerc.interpret(g, x).numpy()

@@ -12,12 +12,16 @@ import the file).
   snnTorch's default, reset by subtraction, has no NIR form, and its delayed zero reset of
   ``Synaptic`` drops the step after a spike) and per-neuron ``beta``/``threshold``
   tensors (snnTorch's exporter needs them to infer the layer shapes); snnTorch simulates them.
-* Norse cases: Norse 1.1's exporter writes ``tau = dt/tau_inv`` (1e-5 s for the default
-  ``tau_mem_inv = 100``), which its own importer reads as ``tau_inv = 1/tau`` and no NIR reader
-  can use; so the files are built with the ``nir`` package the way Norse's importer reads them
+* Norse cases (``norse_*``): built with the ``nir`` package the way Norse's importer reads them
   (tau in seconds, dt = 1e-3, r = 1, w_in = 1, v_reset = 0) and Norse simulates the same network.
   Norse's ``LIFCell`` adds its input to the synaptic current undecayed: import with
   ``convention="norse"``.
+* Norse export cases (``norse_export_*``): written by Norse 1.1's own exporter
+  (``norse.torch.to_nir``, dt = 1e-3), which writes ``tau = dt/tau_inv`` (1e-5 s for
+  ``tau_mem_inv = 100``) and the sample's batch axis into the Input type: import with
+  ``convention="norse-export"``.  Parameters are per neuron (``nir.write`` cannot store the
+  0-d arrays Norse exports for scalar ones).  ``norse_export_if_li`` ends on a leaky
+  integrator: its ``y`` is the float voltage, not spikes.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ def _spikes(shape: tuple[int, ...], p: float, seed: int) -> torch.Tensor:
 
 def _save(name: str, graph, x: torch.Tensor, y: torch.Tensor, dt: float, convention: str):
     nir.write(HERE / f"{name}.nir", graph)
+    spikes = bool(((y == 0) | (y == 1)).all())
     np.savez_compressed(HERE / f"{name}.npz", x=x.numpy().astype(np.uint8),
-                        y=y.numpy().astype(np.uint8), dt=dt, convention=convention)
-    print(f"{name}: {int(y.sum())} output spikes")
+                        y=y.numpy().astype(np.uint8 if spikes else np.float32), dt=dt,
+                        convention=convention)
+    print(f"{name}: {int(y.sum())} output spikes" if spikes else f"{name}: voltages")
 
 
 # ------------------------------------------------------------------------------ snnTorch
@@ -183,6 +189,57 @@ def norse_cases() -> None:
     _save("norse_lif_cuba", graph, x, y, dt, "norse")
 
 
+def _norse_state_run(model, x: torch.Tensor) -> torch.Tensor:
+    """A ``norse.SequentialState`` stepped through time."""
+    out, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[-1]):
+            y, state = model(x[..., t], state)
+            out.append(y)
+    return torch.stack(out, -1)
+
+
+def norse_export_cases() -> None:
+    import norse.torch as norse
+
+    dt = 1e-3
+
+    def full(v, n):
+        return torch.full((n,), float(v))
+
+    # the network of norse_lif_cuba, through Norse's own exporter
+    torch.manual_seed(2)
+    fc1, fc2 = torch.nn.Linear(32, 40), torch.nn.Linear(40, 10)
+    with torch.no_grad():
+        fc1.weight.mul_(8.0)
+        fc2.weight.mul_(8.0)
+    p1 = norse.LIFBoxParameters(tau_mem_inv=full(200, 40), v_th=full(0.5, 40), v_leak=full(0, 40))
+    p2 = norse.LIFParameters(tau_syn_inv=full(250, 10), tau_mem_inv=full(100, 10),
+                             v_th=full(0.3, 10), v_leak=full(0, 10))
+    model = norse.SequentialState(fc1, norse.LIFBoxCell(p1, dt=dt), fc2,
+                                  norse.LIFCell(p2, dt=dt))
+    x = _spikes((32,), 0.25, 20)
+    _save("norse_export_lif_cuba", norse.to_nir(model, torch.zeros(1, 32), dt=dt), x,
+          _norse_state_run(model, x), dt, "norse-export")
+
+    # IAFCell (v += x) into a leaky-integrator read-out (LIBoxCell); dyadic weights, so the
+    # integrate-and-fire layer is exact on the IR's state grid
+    torch.manual_seed(3)
+    fc1, fc2 = torch.nn.Linear(16, 20), torch.nn.Linear(20, 5)
+    with torch.no_grad():
+        for m in (fc1, fc2):
+            m.weight.copy_(torch.round(m.weight * 128) / 64)
+            m.bias.copy_(torch.round(m.bias * 64) / 64)
+    model = norse.SequentialState(
+        fc1, norse.IAFCell(norse.IAFParameters(v_th=full(1.0, 20), v_reset=full(0, 20)), dt=dt),
+        fc2, norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=full(125, 5), v_leak=full(0, 5)),
+                             dt=dt))
+    x = _spikes((16,), 0.3, 21)
+    _save("norse_export_if_li", norse.to_nir(model, torch.zeros(1, 16), dt=dt), x,
+          _norse_state_run(model, x), dt, "norse-export")
+
+
 if __name__ == "__main__":
     snntorch_cases()
     norse_cases()
+    norse_export_cases()

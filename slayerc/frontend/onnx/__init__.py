@@ -8,10 +8,12 @@
   sum pools (or depthwise convs) with weight ``1/k``, each followed by a ReLU neuron when its
   input is a ReLU output (the pool is then exact and is a netlist layer);
 * ``Relu`` (and ``Clip(0, inf)``) becomes ``neuron.sigma_delta``: the sigma of its input
-  messages plus its ``bias`` through relu, sent as changes of at least ``threshold``;
+  messages plus its ``bias`` through relu, sent as changes of at least ``threshold``; a
+  saturating ``Clip(0, m)`` is refused (Lava's sigma-delta has relu and identity only);
 * biases and batch-norm shifts never travel as messages (a sigma would add them every
   step): they become the next neuron's bias; the batch norm's scale stays a ``norm.batch``
-  (mean 0) that ``fold-batchnorm`` folds into the synapse;
+  (mean 0) that ``fold-batchnorm`` folds into the synapse before it, or, for a batch norm
+  after a ReLU, folds into the next Conv/Gemm/MatMul's input columns (:mod:`.batchnorm`);
 * residual ``Add`` / ``Concat`` become ``tensor.add`` / ``tensor.concat``; ``Flatten`` /
   ``Reshape`` the tensor ops; ``Identity`` / ``Dropout`` disappear; a final ``Softmax`` is
   dropped with a warning;
@@ -19,13 +21,15 @@
   constant neuron of the layer before (:mod:`slayerc.frontend.onnx.outbias`).
 
 **Scales and thresholds.**  A loihi2 netlist's sigma-delta weights are 8-bit mantissas on a
-fixed 2/64 grid (no exponent), so with ``normalize`` (default) the importer chooses every
-layer's activation scale (ReLU networks are positively homogeneous; the next layer undoes it):
+fixed grid (1/64 or 2/64, no free exponent), so with ``normalize`` (default) the importer
+chooses every layer's activation scale (ReLU networks are positively homogeneous; the next
+layer undoes it):
 the output synapse is scaled by ``2^k`` to the top of the mantissa and an output decoder
 (``tensor.affine{scale=2^-k}`` after the sigma) gives the model's units back
 (:func:`netlist_outputs` drops it for a netlist, whose output is then ``2^(18+k)`` times the
 model's); hidden layers reach ``activation_max`` (4) divided by ``ramp`` per hidden weighted
-layer before the output, ``ramp`` chosen on the calibration batch (:mod:`.scales`).  Each
+layer before the output, or (``ramp="balanced"``) scales that give the input and every hidden
+layer the same resolution; the choice is made on the calibration batch (:mod:`.scales`).  Each
 layer's ``threshold`` is ``threshold`` (default 1/256) times its largest activation, on the
 netlist's 1/64 grid.  ``threshold`` may be a dict from ONNX node (or input) name to an absolute
 threshold, with ``"*"`` for the relative default.  ``calibration`` is a batch ``[N, *S]`` (or a
@@ -66,15 +70,15 @@ __all__ = ["SdnnReport", "compile_report", "load_onnx", "netlist_outputs", "sdnn
 def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
               steps: int | None = None, threshold: float | Mapping[str, float] = 1.0 / 256,
               normalize: bool = True, activation_max: float = 4.0,
-              calibration: Any = None, ramp: float | None = None,
+              calibration: Any = None, ramp: float | str | None = None,
               output_exp: int | None = None) -> Graph:
     """Read an ONNX file as a sigma-delta IR graph (see the module docstring).
 
     ``input_shape``: the per-sample input shape (``(C, H, W)``), needed when the file's is
     dynamic; ``steps`` is accepted for the CLI's sake (a static input settles within
-    ``depth`` steps; the graph itself has no length).  ``ramp`` (None: the best of
-    :data:`~slayerc.frontend.onnx.scales.RAMPS` on the calibration batch) and ``output_exp``
-    (None: the top of the weight mantissa) choose the scales (:mod:`.scales`).
+    ``depth`` steps; the graph itself has no length).  ``ramp`` (a number or "balanced"; None:
+    the best of :data:`~slayerc.frontend.onnx.scales.RAMPS` on the calibration batch) and
+    ``output_exp`` (None: the top of the weight mantissa) choose the scales (:mod:`.scales`).
     """
     del steps
     onnx_model = _model.read(path)
@@ -88,12 +92,12 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     calib = _calibration(path, dims, calibration)
     th = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
 
-    def convert(r: float) -> Graph:
+    def convert(r: float | str) -> Graph:
         opts = Options(th, bool(normalize), float(activation_max), output_exp, r)
         return _convert(path, onnx_model, inits, opts, dims, calib)
 
     if ramp is not None or not normalize or len(calib) != 1:
-        return convert(1.0 if ramp is None else float(ramp))
+        return convert(1.0 if ramp is None else ramp if ramp == "balanced" else float(ramp))
     first = convert(1.0)
     return best_ramp(convert, next(iter(calib.values())), settle_steps(first))[0]
 

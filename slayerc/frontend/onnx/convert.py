@@ -23,6 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from slayerc.frontend.onnx.batchnorm import (
+    _batchnorm,
+    _bn_after,
+    _fold_scale,
+    pending_bn,
+    pooled_scale,
+)
 from slayerc.frontend.onnx.model import attributes, fail
 from slayerc.frontend.onnx.scales import CONST_MAX, WEIGHT_STEP, WEIGHT_TOP, ScalePlan
 from slayerc.ir import ops
@@ -44,6 +51,10 @@ class Val:
     offset: np.ndarray | None = None
     const: np.ndarray | None = None
     nonneg: bool = False
+    #: a pending batch-norm factor (:mod:`.batchnorm`): the ANN value is then
+    #: ``(stream·scale + offset) / kappa``; ``scale_from`` names that BatchNormalization
+    scale: np.ndarray | None = None
+    scale_from: str = ""
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -59,7 +70,7 @@ class Options:
     normalize: bool = True
     activation_max: float = 4.0
     output_exp: int | None = None
-    ramp: float = 1.0
+    ramp: float | str = 1.0
 
 
 @dataclass
@@ -138,10 +149,13 @@ class Converter(ScalePlan):
                            "Constant); slayerc maps only fixed weights onto synapses")
         return v.const
 
-    def stream(self, name: str) -> Val:
+    def stream(self, name: str, scaled: bool = False) -> Val:
+        """The data-path value ``name`` (``scaled``: the handler folds a pending ``scale``)."""
         v = self.get(name)
         if v.node is None:
             raise self.err(f"input '{name}' is a constant where slayerc needs the data path")
+        if v.scale is not None and not scaled:
+            raise self.err(pending_bn(v))
         return v
 
     def aligned(self, vals: list[Val]) -> tuple[list[str], float]:
@@ -167,6 +181,7 @@ class Converter(ScalePlan):
         for name, shape in dims.items():
             self.input(name, shape, calib[name])
         self.relu_max = self._relu_maxima()
+        self.replan(dims, calib)
         self.node = None
         for node in self.model.graph.node:
             self._handle(node)
@@ -188,6 +203,7 @@ class Converter(ScalePlan):
         self.vals = dict(self.vals)
         self.b = GraphBuilder()
         self.relu_max: dict[str, float] = {}
+        self.seen = []
         opts, self.opts = self.opts, Options(self.opts.threshold, False, 1.0, None, 1.0)
         try:
             for node in self.model.graph.node:
@@ -230,6 +246,8 @@ class Converter(ScalePlan):
         v = self.vals[name]
         if v.node is None:
             raise fail(self.path, None, f"output '{name}' is a constant; nothing to compute")
+        if v.scale is not None:
+            raise fail(self.path, None, f"output '{name}': {pending_bn(v)}")
         sig = self.b.add(ops.Sigma, f"{sanitize(name)}_sigma", [v.node],
                          loc=Loc(module=name, file=self.path))
         self.pending_out = getattr(self, "pending_out", {})
@@ -278,7 +296,7 @@ def _pads(c: Converter, attrs: dict, nd: int = 2) -> tuple[int, ...]:
 
 
 def _conv(c: Converter, node: Any, attrs: dict) -> None:
-    x = c.stream(node.input[0])
+    x = c.stream(node.input[0], scaled=True)
     w = c.const(node.input[1], "weight").astype(np.float64)
     b = c.const(node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
     if w.ndim != 4 or len(x.shape) != 3:
@@ -303,7 +321,8 @@ def _conv(c: Converter, node: Any, attrs: dict) -> None:
     if b is not None:
         off = b.astype(np.float64)[:, None, None] + (0 if off is None else off)
         off = np.broadcast_to(off, y.shape[1:]).copy()
-    ko = c.kappa_for(node.output[0], y, _w_unit(c, node, w / x.kappa, off))
+    w = _fold_scale(c, x, w, groups)
+    ko = c.kappa_for(node.output[0], y, _w_unit(c, node, w * _bn_after(c, node, w) / x.kappa, off))
     ref = c.param(f"{c.base()}.weight", w * (ko / x.kappa))
     syn = c.add(ops.Conv, c.base(), [c.hold(x.node)], weight=ref, stride=stride, padding=pads,
                 dilation=dil, groups=groups)
@@ -321,7 +340,8 @@ def _dense(c: Converter, node: Any, x: Val, w: np.ndarray, b: np.ndarray | None)
     off = None if x.offset is None else w @ (x.offset / x.kappa)  # constant part, scale 1
     if b is not None:
         off = np.broadcast_to(b, (w.shape[0],)).astype(np.float64) + (0 if off is None else off)
-    ko = c.kappa_for(node.output[0], y, _w_unit(c, node, w / x.kappa, off))
+    w = w if x.scale is None else w * x.scale.reshape(1, -1)  # a BN after a ReLU
+    ko = c.kappa_for(node.output[0], y, _w_unit(c, node, w * _bn_after(c, node, w) / x.kappa, off))
     ref = c.param(f"{c.base()}.weight", w * (ko / x.kappa))
     syn = c.add(ops.Dense, c.base(), [c.hold(x.node)], weight=ref)
     c.vals[node.output[0]] = Val(syn, y.float(), ko, None if off is None else ko * off)
@@ -340,7 +360,7 @@ def _w_unit(c: Converter, node: Any, w: np.ndarray, off: np.ndarray | None) -> f
 def _gemm(c: Converter, node: Any, attrs: dict) -> None:
     if int(attrs.get("transA", 0)):
         raise c.err("transA=1 is not supported (the data must be the [N, K] left operand)")
-    x = c.stream(node.input[0])
+    x = c.stream(node.input[0], scaled=True)
     bmat = c.const(node.input[1], "weight").astype(np.float64)
     if bmat.ndim != 2:
         raise c.err(f"the weight must be 2-d, got {list(bmat.shape)}")
@@ -354,7 +374,7 @@ def _gemm(c: Converter, node: Any, attrs: dict) -> None:
 
 
 def _matmul(c: Converter, node: Any, attrs: dict) -> None:
-    x = c.stream(node.input[0])
+    x = c.stream(node.input[0], scaled=True)
     bmat = c.const(node.input[1], "right operand").astype(np.float64)
     if bmat.ndim != 2:
         raise c.err(f"the right operand must be a 2-d constant, got {list(bmat.shape)}")
@@ -394,34 +414,16 @@ def _check_clip(c: Converter, node: Any, attrs: dict) -> None:
     if len(node.input) > 2 and node.input[2]:
         hi = float(c.const(node.input[2], "max"))
     if lo is None or float(lo) != 0.0 or (hi is not None and math.isfinite(float(hi))):
-        raise c.err(f"Clip({lo}, {hi}) saturates: slayerc's sigma-delta neuron has no clipped "
-                    "activation (a clipped ReLU would need a new IR activation); only "
-                    "Clip(0, inf) converts (as Relu): retrain with Relu")
-
-
-def _batchnorm(c: Converter, node: Any, attrs: dict) -> None:
-    x = c.stream(node.input[0])
-    gamma, beta, mean, var = (c.const(node.input[i], what).astype(np.float64) for i, what in
-                              ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
-    eps = float(attrs.get("epsilon", 1e-5))
-    ch = x.shape[0]
-    if any(a.shape != (ch,) for a in (gamma, beta, mean, var)):
-        raise c.err(f"statistics must have one value per channel ({ch})")
-    k = gamma / np.sqrt(var + eps)
-    view = (ch,) + (1,) * (len(x.shape) - 1)
-    y = x.calib.double() * torch.as_tensor(k.reshape(view)) + \
-        torch.as_tensor((beta - mean * k).reshape(view))
-    # The scale k acts on the messages (norm.batch with mean 0, no shift: fold-batchnorm puts
-    # it into the synapse); the shift beta - mean·k is an offset, carried to the next neuron.
-    n = c.add(ops.BatchNorm, c.base(), [x.node], mean=c.param(f"{c.base()}.mean", 0 * mean),
-              var=c.param(f"{c.base()}.var", var), weight=c.param(f"{c.base()}.weight", gamma),
-              eps=eps)
-    off = c.offset_of(x, x.kappa) * k.reshape(view) + x.kappa * (beta - mean * k).reshape(view)
-    c.vals[node.output[0]] = Val(n, y.float(), x.kappa, np.broadcast_to(off, x.shape).copy())
+        raise c.err(f"Clip({lo}, {hi}) is a saturating ReLU, which Loihi 2's sigma-delta "
+                    "neuron cannot compute (Lava's SigmaDelta has only the relu and identity "
+                    "activations and netx always loads relu); only Clip(0, inf) converts: "
+                    "use Relu (retrain without the upper bound)")
 
 
 def _add(c: Converter, node: Any, attrs: dict) -> None:
     a, b = c.get(node.input[0]), c.get(node.input[1])
+    if (a.node is None) == (b.node is None) and (a.scale is not None or b.scale is not None):
+        raise c.err(pending_bn(a if a.scale is not None else b))
     if a.node is None and b.node is None:
         raise c.err("adds two constants; fold them in the exporter")
     if a.node is None or b.node is None:
@@ -433,7 +435,8 @@ def _add(c: Converter, node: Any, attrs: dict) -> None:
                         f"{list(x.shape)} to {list(y.shape[1:])}")
         cs = np.broadcast_to(const, y.shape)[0]
         off = c.offset_of(x, x.kappa) + x.kappa * cs
-        c.vals[node.output[0]] = Val(x.node, y.float(), x.kappa, off)
+        c.vals[node.output[0]] = Val(x.node, y.float(), x.kappa, off, scale=x.scale,
+                                     scale_from=x.scale_from)
         return
     if a.shape != b.shape:
         raise c.err(f"adds shapes {list(a.shape)} and {list(b.shape)}; only equal shapes "
@@ -469,18 +472,20 @@ def _reshaped(c: Converter, node: Any, x: Val, shape: tuple[int, ...]) -> None:
     else:
         n = c.add(ops.Reshape, c.base(), [x.node], to=tuple(int(s) for s in shape))
     off = None if x.offset is None else x.offset.reshape(shape)
-    c.vals[node.output[0]] = Val(n, y, x.kappa, off, nonneg=x.nonneg)
+    sc = None if x.scale is None else x.scale.reshape(shape)
+    c.vals[node.output[0]] = Val(n, y, x.kappa, off, nonneg=x.nonneg, scale=sc,
+                                 scale_from=x.scale_from)
 
 
 def _flatten(c: Converter, node: Any, attrs: dict) -> None:
-    x = c.stream(node.input[0])
+    x = c.stream(node.input[0], scaled=True)
     if int(attrs.get("axis", 1)) != 1:
         raise c.err(f"Flatten axis={attrs.get('axis')} mixes the batch axis; only axis=1")
     _reshaped(c, node, x, (int(np.prod(x.shape)),))
 
 
 def _reshape(c: Converter, node: Any, attrs: dict) -> None:
-    x = c.stream(node.input[0])
+    x = c.stream(node.input[0], scaled=True)
     target = [int(d) for d in c.const(node.input[1], "shape")]
     full = [x.calib.shape[0], *x.shape]
     target = [full[i] if d == 0 and not attrs.get("allowzero", 0) else d
@@ -497,7 +502,7 @@ def _reshape(c: Converter, node: Any, attrs: dict) -> None:
 
 
 def _pool(c: Converter, node: Any, attrs: dict) -> None:
-    x = c.stream(node.input[0])
+    x = c.stream(node.input[0], scaled=True)
     if len(x.shape) != 3:
         raise c.err(f"only 2-D pools are supported (input {list(x.shape)})")
     if node.op_type == "GlobalAveragePool":
@@ -537,7 +542,9 @@ def _pool(c: Converter, node: Any, attrs: dict) -> None:
         off = F.avg_pool2d(o, kernel, stride, pads, count_include_pad=True)[0].numpy() \
             * (ko / x.kappa)
     val = Val(syn, y, ko, off)
-    if x.nonneg and off is None:
+    if x.scale is not None:
+        val = pooled_scale(x, val)
+    elif x.nonneg and off is None:
         # A pool of ReLU outputs is >= 0: a ReLU neuron after it is exact and gives the pool
         # the neuron a netlist layer needs (as lava-dl's SDNN pool blocks).
         top = float(y.max()) * ko

@@ -1,20 +1,26 @@
-"""Choosing the activation ramp: how fast the converted layers' activation scales grow.
+"""Choosing the activation scales of a converted network.
 
 A loihi2 netlist has no weight exponent for sigma-delta layers: every weight is an 8-bit
-mantissa on the fixed ``2/64`` grid, the input is an integer ``x·64·s₀`` and every message must
-fit 16 bits (below 8).  A ReLU network is positively homogeneous, so the importer picks each
-layer's activation scale ``s_l`` freely and the next layer undoes it.  The weight step of layer
-``l`` in the model's units is ``(2/64)·s_{l-1}/s_l`` and the input step ``1/(64·s₀)``, so their
-product over the hidden layers is fixed by the last hidden layer's scale (at most
-``activation_max`` over its largest activation): scaling only moves the error between the
-input and the layers.  Spread evenly, the scales grow by a factor ``ramp`` per hidden weighted
-layer (``activation_max / ramp^k`` for a tensor ``k`` hidden layers before the output); the
-output layer is free (its decoder undoes a power of two) and sits at the top of the mantissa.
+mantissa on a fixed grid (``1/64`` for a dense layer whose integers fit [-128, 127], else
+``2/64``; conv layers always ``2/64``), the input is an integer ``x·64·s₀`` and every message
+must fit 16 bits (an activation below 8).  A ReLU network is positively homogeneous, so the
+importer picks each layer's activation scale ``s_l`` freely and the next layer undoes it.  The
+resolution of layer ``l`` (its largest weight in grid steps) is ``s_l/s_{l-1}·max|W_l|/step``
+and the input's is ``64·s₀·max x``, so the product of all of them is fixed by the last hidden
+layer's scale (at most ``activation_max`` over its largest activation): scaling only moves the
+error between the input and the layers.  Two ways to spread it:
 
-Which ramp is best depends on the model (how much its output cancels), so :func:`best_ramp`
-converts with a few and keeps the one whose grid-rounded float model (weights to ``2/64``,
-biases to ``1/64``, input to ``1/(64·s₀)``) is closest to the exact one on the calibration
-batch.
+* ``ramp`` r: the scales grow by ``r`` per hidden weighted layer (``activation_max / r^k`` for a
+  tensor ``k`` hidden layers before the output);
+* ``"balanced"`` (chains without Add/Concat): :meth:`ScalePlan.balanced_plan` gives the input
+  and every hidden weighted layer the same resolution, as far as each layer's activation limit
+  and the 127-step mantissa allow (water filling under prefix bounds).
+
+The output layer is free (its decoder undoes a power of two) and sits at the top of the
+mantissa.  Which choice is best depends on the model (how much its output cancels), so
+:func:`best_ramp` converts with each of :data:`RAMPS` and keeps the one whose grid-rounded float
+model (weights and biases on the netlist grids, input on ``1/(64·s₀)``) is closest to the exact
+one on the calibration batch.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slayerc.ir.core import Graph, ParamRef
+from slayerc.ir.core import Graph, GraphBuilder, ParamRef
 from slayerc.runtime.interpreter import interpret
 
 #: Largest weight of the netlist's 8-bit mantissa on the 2/64 grid (127·2/64).
@@ -35,20 +41,32 @@ WEIGHT_TOP = 254 / 64
 WEIGHT_STEP = 2 / 64
 #: The largest value of the constant neuron that computes an output bias (outbias.py).
 CONST_MAX = 4.0
-#: The ramps tried by :func:`best_ramp`.
-RAMPS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+#: The ramps tried by :func:`best_ramp` ("balanced": :meth:`ScalePlan.balanced_plan`).
+RAMPS: tuple[float | str, ...] = ("balanced", 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+#: Most steps of a weight mantissa (127 on the 1/64 grid of a dense layer or the 2/64 of a conv).
+MANT_TOP = 127
 WEIGHTED = ("synapse.dense", "synapse.conv", "synapse.pool")
 
 
+def weight_step(op: str, w: np.ndarray) -> float:
+    """The netlist grid of a converted synapse's weights (as ``legalize-quant`` chooses it):
+    ``1/64`` for a dense layer whose integers fit [-128, 127], else ``2/64``."""
+    if op == "synapse.dense" and w.size and np.rint(w * 64).max() <= 127 and \
+            np.rint(w * 64).min() >= -128:
+        return 1 / 64
+    return WEIGHT_STEP
+
+
 def _rounded(g: Graph) -> Graph:
-    """``g`` with synapse weights on the ``2/64`` grid and neuron biases on ``1/64``."""
+    """``g`` with synapse weights on their netlist grid and neuron biases on ``1/64``."""
     params = dict(g.params)
     for n in g:
-        for attr, step in (("weight", 2 / 64), ("bias", 1 / 64)):
+        for attr in ("weight", "bias"):
             ref = getattr(n, attr, None)
             if isinstance(ref, ParamRef) and (attr == "bias" or n.OP in WEIGHTED):
-                params[ref.name] = (np.rint(np.asarray(params[ref.name], np.float64) / step)
-                                    * step).astype(np.float32)
+                arr = np.asarray(params[ref.name], np.float64)
+                step = 1 / 64 if attr == "bias" else weight_step(n.OP, arr)
+                params[ref.name] = (np.rint(arr / step) * step).astype(np.float32)
     return g.replace(params=params)
 
 
@@ -76,12 +94,12 @@ def grid_error(g: Graph, calib: torch.Tensor, steps: int,
     return max(float((a - b).abs().max()) for a, b in zip(ref, rough)) / top
 
 
-def best_ramp(convert: Callable[[float], Graph], calib: torch.Tensor,
-              steps: int) -> tuple[Graph, float, float]:
+def best_ramp(convert: Callable[[float | str], Graph], calib: torch.Tensor,
+              steps: int) -> tuple[Graph, float | str, float]:
     """Convert with every ramp of :data:`RAMPS`; the graph, ramp and grid error of the best
     (on at most 8 calibration samples; the exact outputs are the same for every ramp)."""
     calib = calib[:8]
-    best: tuple[Graph, float, float] | None = None
+    best: tuple[Graph, float | str, float] | None = None
     exact: list[torch.Tensor] | None = None
     for ramp in RAMPS:
         g = convert(ramp)
@@ -107,7 +125,79 @@ class ScalePlan:
     opts: Any
     relu_max: dict[str, float]
     final: set[str]
+    vals: dict[str, Any]
+    b: GraphBuilder
+    layers: list[Any]
+    node: Any
+    input: Callable[..., None]
     _after: dict[str, int]
+
+    plan: dict[str, float] | None = None
+    #: what the calibration dry run saw of each weighted op: (output tensor, op_type, largest
+    #: weight at unit scales), in order
+    seen: list[tuple[str, str, float]]
+
+    def replan(self, dims: dict[str, tuple[int, ...]], calib: dict[str, torch.Tensor]) -> None:
+        """With ``ramp="balanced"`` (one input): compute :meth:`balanced_plan` from the dry
+        run and add the input again at its planned scale (nothing else is built yet)."""
+        if not (self.opts.normalize and self.opts.ramp == "balanced" and len(dims) == 1):
+            return
+        name = next(iter(dims))
+        self.plan = self.balanced_plan(name, float(calib[name].abs().max()) or 1.0,
+                                       self.vals[name].kappa)
+        if self.plan is not None:
+            self.b, self.layers = GraphBuilder(name=self.b.name), []
+            self.input(name, dims[name], calib[name])
+
+    def balanced_plan(self, x_name: str, x_max: float,
+                      x_kappa: float) -> dict[str, float] | None:
+        """Activation targets that give the input and every hidden weighted layer the same
+        resolution (mantissa steps of its largest value), for a chain (no Add or Concat).
+
+        With ``R_0`` the input's integer maximum and ``R_l`` layer ``l``'s largest weight in
+        steps, ``Σ_{j≤l} log R_j`` is at most ``B_l`` (layer ``l``'s activation at most
+        ``activation_max``); the least sum of ``R^-2`` under these prefix bounds and the caps
+        (127 steps; the input ``64·activation_max``) is found by water filling."""
+        if any(n.op_type in ("Add", "Sum", "Concat") for n in self.model.graph.node):
+            return None
+        top, stages, bound = self.opts.activation_max, [], math.log2(64 * x_max)
+        ratio = 1 / x_kappa  # the dry run's weights are per unit of the input stream's scale
+        for tensor, op, w in self.seen:
+            if tensor in self.final or w <= 0:
+                break
+            if op in ("AveragePool", "GlobalAveragePool"):
+                taps = 1.0 / w
+                steps = min(max(round(1.0 / (taps * WEIGHT_STEP)), 1), MANT_TOP)
+                ratio *= steps * WEIGHT_STEP * taps
+                continue
+            step = 1 / 64 if op in ("Gemm", "MatMul") else WEIGHT_STEP
+            bound += math.log2(w / (step * ratio))
+            act = self.relu_max.get(self._relu_of(tensor), 0.0)
+            if act <= 0:
+                return None
+            stages.append((tensor, math.log2(top / act) + bound, w / (step * ratio), act))
+            ratio = 1.0
+        if not stages:
+            return None
+        caps = [math.log2(64 * top)] + [math.log2(MANT_TOP)] * len(stages)
+        u = _water_fill([math.log2(64 * top)] + [b for _, b, _, _ in stages], caps)
+        s = 2.0 ** u[0] / (64 * x_max)
+        plan = {x_name: s * x_max}
+        for (tensor, _, gain, act), ul in zip(stages, u[1:]):
+            s *= 2.0 ** ul / gain
+            plan[tensor] = s * act
+        return plan
+
+    def _relu_of(self, tensor: str) -> str:
+        """The ReLU output reached from ``tensor`` through linear ops (BatchNorm, ...)."""
+        todo = [tensor]
+        while todo:
+            for n in self.consumers.get(todo.pop(), []):
+                if n.op_type in ("Relu", "Clip"):
+                    return n.output[0]
+                if n.op_type in ("BatchNormalization", "Identity", "Dropout"):
+                    todo.extend(n.output)
+        return ""
 
     def _final_segment(self) -> set[str]:
         """Tensors from which an output is reached through linear ops only (scale 1 there)."""
@@ -138,8 +228,11 @@ class ScalePlan:
     def target_max(self, tensor: str) -> float:
         """The largest activation the stream of ``tensor`` should carry (``activation_max``,
         divided by ``ramp`` per hidden weighted layer between it and the output)."""
+        if self.plan is not None:
+            return self.plan.get(tensor, self.opts.activation_max)
         hidden = max(self.stages_after(tensor) - 1, 0)
-        return self.opts.activation_max / self.opts.ramp ** hidden
+        ramp = 1.0 if self.opts.ramp == "balanced" else float(self.opts.ramp)
+        return self.opts.activation_max / ramp ** hidden
 
     def segment_max(self, tensor: str, calib: torch.Tensor) -> float:
         """Largest calibration activation of the ReLUs reached from ``tensor`` through linear
@@ -167,6 +260,7 @@ class ScalePlan:
         synapses of the final (linear) segment: the power of two ``2^output_exp`` that puts the
         largest weight in the mantissa's top octave (the output decoder undoes it)."""
         if not self.opts.normalize:
+            self.seen.append((tensor, self.node.op_type, w_unit))
             return 1.0
         top = WEIGHT_TOP / w_unit if w_unit > 0 else math.inf
         if tensor in self.final:
@@ -174,3 +268,29 @@ class ScalePlan:
                 return 2.0 ** self.opts.output_exp
             return 2.0 ** math.floor(math.log2(top)) if math.isfinite(top) else 1.0
         return min(self.target_max(tensor) / self.segment_max(tensor, calib), top)
+
+
+def _water_fill(bounds: list[float], caps: list[float]) -> list[float]:
+    """``u`` maximizing the smallest values first under ``Σ_{j≤l} u_j ≤ bounds[l]`` and
+    ``u_l ≤ caps[l]``: each block up to the tightest prefix bound shares it evenly."""
+    n, fixed = len(bounds), [None] * len(bounds)
+    while True:
+        u, start, used = [0.0] * n, 0, 0.0
+        while start < n:
+            best, end = math.inf, start
+            for l in range(start, n):
+                free = sum(fixed[j] is None for j in range(start, l + 1))
+                spare = bounds[l] - used - sum(f for f in fixed[start:l + 1] if f is not None)
+                if free and spare / free < best:
+                    best, end = spare / free, l
+            if not math.isfinite(best):
+                best, end = 0.0, n - 1
+            for j in range(start, end + 1):
+                u[j] = fixed[j] if fixed[j] is not None else best
+            used += sum(u[start:end + 1])
+            start = end + 1
+        over = [j for j in range(n) if fixed[j] is None and u[j] > caps[j] + 1e-12]
+        if not over:
+            return u
+        for j in over:
+            fixed[j] = caps[j]

@@ -32,6 +32,7 @@ from slayerc.ir.fileio import memory_limit
 from slayerc.ir.target import Target
 from slayerc.ir.target import get as get_target
 from slayerc.runtime import neurons as families
+from slayerc.runtime.fixed import fast, fused
 from slayerc.runtime.fixed.kernels import (
     Delayed,
     Kernel,
@@ -259,7 +260,7 @@ class _Run:
     def __init__(self, g: Graph, data: dict[str, np.ndarray], kernels: dict[str, Kernel],
                  units: list[list[str]], checks: tuple[Target | None, frozenset[str]],
                  keep: Iterable[str] | None = None, first: int = 0, carry: bool = False,
-                 t0: int = 0):
+                 t0: int = 0, fusions: Mapping[str, fused.Fusion] | None = None):
         self.g, self.data, self.kernels, self.units = g, data, kernels, units
         self.target, self.messengers = checks
         self.steps, self.n = next(iter(data.values())).shape[:2]
@@ -270,12 +271,16 @@ class _Run:
         for node in g:
             for i in node.inputs:
                 self.readers[i] += 1
+        # fused chains whose inner values nobody asked for (all values kept: none)
+        self.fusions = {} if self.keep is None or not fast.enabled() else {
+            k: f for k, f in (fusions or {}).items() if not self.keep.intersection(f.members)}
+        self.absorbed = {m for f in self.fusions.values() for m in f.members}
 
     def run(self) -> dict[str, Sig]:
         """Evaluate every node; returns the whole-sequence signal of each (of ``keep``)."""
         for unit in self.units:
-            if unit[0] in self.values:
-                continue
+            if unit[0] in self.values or unit[0] in self.absorbed:
+                continue  # an absorbed node runs inside its neuron's fused chain
             node = self.g[unit[0]]
             if len(unit) == 1 and node.name not in node.inputs:
                 self.values[node.name] = self._sequence(node)
@@ -297,6 +302,38 @@ class _Run:
                     self.values.pop(i, None)
 
     def _sequence(self, node: Op) -> Sig:
+        fusion = self.fusions.get(node.name)
+        return self._plain(node) if fusion is None else self._fused(node, fusion)
+
+    def _fused(self, node: Op, fusion: fused.Fusion) -> Sig:
+        """The chain ending in ``node`` as one compiled loop (:mod:`.fused`), or, when its
+        input needs the ordinary path, node by node."""
+        x, kernel = self.values[fusion.source], self.kernels[node.name]
+        assert isinstance(kernel, Neuron)
+        delayed = self.kernels[fusion.shift] if fusion.shift else None
+        tail = getattr(delayed, "tail", None) if self.carry else None
+        if x.im is None and x.e in (None, 0) and (tail is None or tail.e == x.e):
+            head = tail.re if tail is not None else \
+                np.zeros((fusion.delay, *x.re.shape[1:]))
+            if not self.carry:
+                kernel.k.start(self.n)
+            out = np.empty((self.steps, self.n, *(node.shape or ())))
+            try:
+                done = fused.run(fusion, kernel.k, head, x.re, out)  # type: ignore[arg-type]
+            except Exception as e:
+                raise _fail(node, e) from e
+            if done:
+                if self.carry and isinstance(delayed, Delayed) and fusion.delay:
+                    both = x.re if self.steps >= fusion.delay else np.concatenate([head, x.re])
+                    delayed.tail = Sig(both[-fusion.delay:].copy(), None, x.e)
+                self._release(list(fusion.members))
+                return Sig(out, None, kernel.k.out_exp)
+        for m in fusion.members:
+            self.values[m] = self._plain(self.g[m])
+        self._release(list(fusion.members))
+        return self._plain(node)
+
+    def _plain(self, node: Op) -> Sig:
         try:
             ins = [self.values[i] for i in node.inputs]
             return self.kernels[node.name].sequence(ins, self.steps, self.n, self.carry)
@@ -396,6 +433,7 @@ class Simulator:
         self.kernels = _kernels(g)
         self.units = list(_units(g))
         self.messengers = _messengers(self.kernels)
+        self.fusions = fused.plan(g, self.kernels)
 
     def run(self, x: Any, steps: int | None = None,
             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -413,7 +451,8 @@ class Simulator:
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for lo in range(0, n, size):
             chunk = {k: v[:, lo:lo + size] for k, v in data.items()}
-            values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo).run()
+            values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
+                          fusions=self.fusions).run()
             for name in names:
                 parts[name].append(_export(values[name], True))
         out = {name: arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
@@ -500,7 +539,7 @@ class Stream:
             t1 = min(self.steps, t0 + self.chunk_steps)
             data = {k: src.window(t0, t1) for k, src in self.sources.items()}
             values = _Run(sim.g, data, sim.kernels, sim.units, checks, self.names, 0, True,
-                          t0).run()
+                          t0, sim.fusions).run()
             yield {m: _export_time_major(values[m]) for m in self.names}
 
 

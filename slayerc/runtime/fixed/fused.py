@@ -1,0 +1,352 @@
+"""Fused feed-forward spiking layers: ``[shift →] synapse → cuba`` as one compiled loop.
+
+A netx layer is a chain ``axon.shift → synapse.conv|dense → neuron.cuba``.  When nothing
+else reads the shift or the synapse (and neither is recorded), the simulator can run the
+chain as one numba call per layer instead of three whole-sequence kernels: per sample and
+step it gathers the non-zero inputs of the (shifted) input frame, scatters their outgoing
+weights into an integer accumulator and advances the CUBA neurons on it.  Spikes are sparse
+(a few percent to a third of the inputs), so the scatter does a fraction of a dense
+product's work, and the synaptic currents of the whole sequence are never materialised.
+
+Exactness: the accumulator is an integer (int32 when ``max|x|·reach < 2^31``, where ``reach``
+bounds ``Σ|w|`` over the weights feeding one output, else int64; larger inputs take the
+ordinary path), so every sum is exact whatever the order, as Lava's int32/int64 products.
+After the accumulation the arithmetic is the synapse kernels' (:class:`~kernels.Dense`: the
+``weight_exp`` shift as a floor, bias; :class:`~kernels.Conv`: bias, 24-bit wrap), then
+:func:`fast._cuba`'s (the ``<< 6`` into state units, current decay and wrap, voltage decay,
+bias, clip, strict threshold, reset).  An input that is not an integer, or too large for the
+int64 bound, makes the call return a code and the simulator run the chain unfused (which
+names the problem); so does a run without numba.
+
+Scatter tables: every input ``i`` owns segments ``seg_ptr[i]:seg_ptr[i+1]``; segment ``s``
+adds the weight row ``wtab[seg_row[s], :L]`` to ``acc[seg_base[s] : seg_base[s] + L]``.  A
+dense layer has one segment per input (``L`` = outputs); a convolution one per kernel tap
+that lands inside the output, over the ``L`` = ``O/groups`` output channels of the input's
+group, with the accumulator channel-last (``[H, W, C]``) so those are contiguous; it is
+transposed to the neurons' ``C, H, W`` order before the neuron loop.  Weights are held as
+int16 (netx weights have 9 bits), so that a dense layer's table stays in the L2 cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slayerc.ir.core import Graph, Op
+from slayerc.ir.target import DECAY_SCALE
+from slayerc.runtime.fixed import fast
+from slayerc.runtime.fixed import neurons as nk
+
+ACC_BYTES = 1 << 17
+"""Size of the accumulator of the frames scattered together (stays in the L2 cache)."""
+WTAB_BYTES = 1 << 19
+"""Weights one column block may span (so that a block stays in the L2 cache)."""
+I32_MAX = float((1 << 31) - 1)
+I64_SAFE = float(1 << 62)
+OK, NOT_INTEGER, TOO_LARGE = 0, 1, 2
+_jit = fast._jit
+
+
+@_jit
+def _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val):  # noqa: ANN001
+    """The non-zero inputs of frames ``t0 .. t1`` of sample ``i`` as lists ``idx[ptr[f]:ptr[f+1]]``
+    (values in ``val``: exact integers); returns OK, NOT_INTEGER or TOO_LARGE.  Branch-free
+    (every entry is written, the count advances on non-zeros), since a data-dependent branch
+    at these densities mispredicts often."""
+    n_in = x.shape[2]
+    k = 0
+    for t in range(t0, t1):
+        ptr[t - t0] = k
+        src = head[t, i] if t < d else x[t - d, i]
+        odd = False
+        big = False
+        for q in range(n_in):
+            xq = src[q]
+            idx[k] = q
+            val[k] = np.int64(xq)
+            odd |= xq != np.floor(xq)
+            big |= abs(xq) > xlim
+            k += xq != 0.0
+        if odd:
+            return NOT_INTEGER
+        if big:
+            return TOO_LARGE
+    ptr[t1 - t0] = k
+    return OK
+
+
+@_jit
+def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_row, wflat, width, block, acc):  # noqa: ANN001
+    """``acc[f] = Σ`` over the listed inputs of frame ``f`` of their weight segments, in column
+    blocks of ``block`` (a block of every weight row stays in cache across the frames).
+    Indices are unsigned so that the inner loop has no negative-index branch (it vectorises)."""
+    w = np.uint64(width)
+    for c0 in range(0, width, block):
+        lo = np.uint64(c0)
+        hi = np.uint64(min(c0 + block, width))
+        for f in range(frames):
+            row_acc = acc[f]
+            for p in range(ptr[f], ptr[f + 1]):
+                q = idx[p]
+                xi = val[p]
+                for s in range(seg_ptr[q], seg_ptr[q + 1]):
+                    base = np.uint64(seg_base[s])
+                    r0 = np.uint64(seg_row[s]) * w
+                    if xi == 1:
+                        for c in range(lo, hi):
+                            row_acc[base + c] += wflat[r0 + c]
+                    else:
+                        for c in range(lo, hi):
+                            row_acc[base + c] += xi * wflat[r0 + c]
+
+
+@_jit
+def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded, u, v,
+                 tr, out, i, t0):  # noqa: ANN001
+    """The synapse's post-accumulation rule and the CUBA step for ``frames`` frames of sample
+    ``i`` from ``acc`` into ``out[t0 + f, i]``; state ``u, v`` (``[M]``) updated.  With
+    ``chans`` > 0 the accumulator is channel-last and first transposed into ``tr`` (so the
+    neuron loop runs over contiguous arrays and vectorises)."""
+    wrap = np.int64(1 << 23)
+    m = out.shape[2]
+    um = np.uint64(m)
+    cc = np.uint64(max(chans, 1))
+    pp = um // cc
+    for f in range(frames):
+        row = acc[f]
+        if chans > 0:
+            for p in range(pp):
+                for c in range(cc):
+                    tr[c * pp + p] = row[p * cc + c]
+        else:
+            for j in range(um):
+                tr[j] = row[j]
+        ot = out[t0 + f, i]
+        for j in range(um):
+            y = tr[j]
+            y = (y << shift) if shift >= 0 else (y >> -shift)
+            y += syn_bias[j]
+            if wrap24:
+                y = ((y + wrap) & (2 * wrap - 1)) - wrap
+            pu = u[j] * mu[j]
+            uu = ((pu + ((pu >> 63) & 4095)) >> 12) + (y << 6)
+            uu = uu - 2 * wrap if uu > wrap else uu
+            uu = uu + 2 * wrap if uu <= -wrap else uu
+            pv = v[j] * mv[j]
+            vv = ((pv + ((pv >> 63) & 4095)) >> 12) + uu + bias[j]
+            vv = min(max(vv, -wrap + 1), wrap - 1)
+            u[j] = uu
+            spike = vv > vth[j]
+            v[j] = 0 if spike else vv
+            ot[j] = (vv if graded else 1.0) if spike else 0.0
+
+
+@_jit
+def _layer(head, d, x, xlim, seg_ptr, seg_base, seg_row, wflat, width, block, frames, chans,
+           shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su, sv, acc, out):  # noqa: ANN001
+    """Run the chain over ``x[T, N, I]`` (behind ``head[d, N, I]``: the input delayed by ``d``
+    steps) into ``out[T, N, M]``, from the CUBA state ``su, sv`` (``[N, M]``, updated), in
+    pieces of ``frames`` steps per sample (``acc``: ``[frames, M]``).  Returns OK, or
+    NOT_INTEGER / TOO_LARGE at the first such input (``|x| > xlim``)."""
+    steps, n, n_in = x.shape
+    ptr = np.empty(frames + 1, np.int64)
+    idx = np.empty(frames * n_in, np.int64)
+    val = np.empty(frames * n_in, np.int64)
+    tr = np.empty(acc.shape[1], np.int64)
+    for i in range(n):
+        for t0 in range(0, steps, frames):
+            t1 = min(t0 + frames, steps)
+            code = _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val)
+            if code != OK:
+                return code
+            acc[:] = 0
+            _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_row, wflat, width, block,
+                     acc)
+            _cuba_frames(acc, t1 - t0, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded,
+                         su[i], sv[i], tr, out, i, t0)
+    return OK
+
+
+@dataclass
+class _Tables:
+    """A synapse's scatter tables (see the module docstring) and its post-accumulation rule."""
+
+    seg_ptr: np.ndarray
+    seg_base: np.ndarray
+    seg_row: np.ndarray
+    wtab: np.ndarray
+    chans: int
+    shift: int
+    bias: np.ndarray
+    wrap24: bool
+    reach: float
+
+    @property
+    def block(self) -> int:
+        """Columns per scatter block: all rows of a block fit :data:`WTAB_BYTES`."""
+        rows, width = self.wtab.shape
+        fit = (WTAB_BYTES // max(1, self.wtab.itemsize * rows)) // 16 * 16
+        return int(min(width, max(16, fit)))
+
+
+def _integral(arr: np.ndarray) -> bool:
+    return bool(np.array_equal(arr, np.rint(arr))) and float(np.abs(arr).max(initial=0)) < 2**31
+
+
+def _weight_table(w: np.ndarray) -> np.ndarray:
+    """Integer weights as int16 (half the cache of int32; netx weights have 9 bits) or int32."""
+    small = float(np.abs(w).max(initial=0)) < 2**15
+    return np.ascontiguousarray(w, np.int16 if small else np.int32)
+
+
+def dense_tables(kernel: Any, m: int) -> _Tables | None:
+    """Tables of a real :class:`~kernels.Dense` (weights ``[in, out]``, one segment per input)."""
+    if kernel.im is not None:
+        return None
+    w = kernel.re.weight  # [in, out], integer-valued float64
+    bias = np.zeros(m) if kernel.bias is None else np.broadcast_to(kernel.bias, (m,))
+    if not (_integral(w) and _integral(bias)):
+        return None
+    n_in = w.shape[0]
+    reach = float(np.abs(w).sum(axis=0).max(initial=0.0))
+    return _Tables(np.arange(n_in + 1, dtype=np.int64), np.zeros(n_in, np.int64),
+                   np.arange(n_in, dtype=np.int64), _weight_table(w), 0, int(kernel.re.weight_exp),
+                   np.ascontiguousarray(bias, np.int64), False, reach)
+
+
+def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
+    """Tables of a :class:`~kernels.Conv` (``synapse.conv``: stride, padding, dilation,
+    groups), accumulator channel-last."""
+    node = kernel.node
+    w = kernel.w.numpy()  # [O, I/g, kh, kw]
+    bias = np.zeros((w.shape[0], 1, 1)) if kernel.bias is None else kernel.bias
+    if not (_integral(w) and _integral(bias)):
+        return None
+    cout, cin_g, kh, kw = w.shape
+    groups = int(node.groups)
+    width = cout // groups
+    cin, hi, wi = in_shape
+    _, ho, wo = node.shape
+    sy, sx = node.stride
+    py, px = node.padding
+    dy, dx = node.dilation
+    # every (input, tap) pair whose output position lies inside the output
+    ci, yi, xi, ky, kx = (a.reshape(-1) for a in np.meshgrid(
+        np.arange(cin), np.arange(hi), np.arange(wi), np.arange(kh), np.arange(kw),
+        indexing="ij"))
+    ny, nx = yi + py - ky * dy, xi + px - kx * dx
+    yo, xo = ny // sy, nx // sx
+    ok = (ny % sy == 0) & (nx % sx == 0) & (yo >= 0) & (yo < ho) & (xo >= 0) & (xo < wo) \
+        & (ny >= 0) & (nx >= 0)
+    ci, yi, xi, ky, kx, yo, xo = (a[ok] for a in (ci, yi, xi, ky, kx, yo, xo))
+    inp = (ci * hi + yi) * wi + xi  # already sorted: meshgrid order is input-major
+    group = ci // cin_g
+    seg_base = ((yo * wo + xo) * cout + group * width).astype(np.int64)
+    seg_row = ((ci * kh + ky) * kw + kx).astype(np.int64)
+    seg_ptr = np.zeros(cin * hi * wi + 1, np.int64)
+    np.cumsum(np.bincount(inp, minlength=cin * hi * wi), out=seg_ptr[1:])
+    # wtab[(ci·kh + ky)·kw + kx, c] = w[group(ci)·width + c, ci mod cin_g, ky, kx]
+    g_of = np.arange(cin) // cin_g
+    rows = w.reshape(groups, width, cin_g, kh, kw)[g_of, :, np.arange(cin) % cin_g]
+    wtab = _weight_table(rows.transpose(0, 2, 3, 1).reshape(cin * kh * kw, width))
+    bias_full = np.broadcast_to(bias, (cout, ho, wo)).reshape(-1)
+    return _Tables(seg_ptr, seg_base, seg_row, wtab, cout, 0,
+                   np.ascontiguousarray(bias_full, np.int64), True, float(kernel.reach))
+
+
+@dataclass
+class Fusion:
+    """One fusable chain: the node names and everything the compiled loop needs."""
+
+    shift: str | None
+    syn: str
+    neuron: str
+    source: str
+    delay: int
+    tables: _Tables
+    params: tuple[np.ndarray, ...]
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The nodes whose values the fused run does not produce."""
+        return (self.shift, self.syn) if self.shift else (self.syn,)
+
+
+def _only_reader(g: Graph, name: str, reader: str) -> bool:
+    users = g.users(name)
+    return len(users) == 1 and users[0].name == reader
+
+
+def _chain(g: Graph, node: Op, kernels: dict[str, Any]) -> Fusion | None:
+    """The fusion ending in ``node`` (a binary or graded CUBA), if the chain qualifies."""
+    from slayerc.runtime.fixed.kernels import Conv, Delayed, Dense  # noqa: PLC0415 (cycle)
+
+    neuron = kernels.get(node.name)
+    k = getattr(neuron, "k", None)
+    if type(k) is not nk.Cuba or len(node.inputs) != 1:
+        return None
+    syn = g[node.inputs[0]]
+    sk = kernels.get(syn.name)
+    if not _only_reader(g, syn.name, node.name) or len(syn.inputs) != 1:
+        return None
+    if type(sk) is Dense:
+        tables = dense_tables(sk, int(np.prod(node.shape)))
+    elif type(sk) is Conv:
+        tables = conv_tables(sk, tuple(g[syn.inputs[0]].shape))
+    else:
+        return None
+    if tables is None:
+        return None
+    shift, source, delay = None, syn.inputs[0], 0
+    prev = kernels.get(source)
+    if type(prev) is Delayed and isinstance(prev.d, int) and _only_reader(g, source, syn.name):
+        shift, source, delay = source, g[source].inputs[0], prev.d
+    shape = tuple(node.shape)
+    params = (fast._ints(k.fu, shape, DECAY_SCALE), fast._ints(k.fv, shape, DECAY_SCALE),
+              fast._ints(k.vth, shape), fast._ints(k.bias, shape))
+    return Fusion(shift, syn.name, node.name, source, delay, tables, params)
+
+
+def plan(g: Graph, kernels: dict[str, Any]) -> dict[str, Fusion]:
+    """Every fusable chain of ``g``, keyed by its neuron's name."""
+    out: dict[str, Fusion] = {}
+    for node in g:
+        if node.OP == "neuron.cuba":
+            fusion = _chain(g, node, kernels)
+            if fusion is not None:
+                out[node.name] = fusion
+    return out
+
+
+def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
+        out: np.ndarray) -> bool:
+    """Run the chain on the source signal ``x`` (``[T, N, *in]`` float64 integers, exponent 0)
+    delayed behind ``head`` (``[d, N, *in]``), from ``neuron``'s state (left updated);
+    ``out``: ``[T, N, *shape]`` float64.  False (state untouched) when the input needs the
+    ordinary path: a non-integer, or a value too large for an exact int64 accumulation."""
+    tb = fusion.tables
+    steps, n = x.shape[:2]
+    m = out[0, 0].size if out.size else int(np.prod(neuron.shape))
+    if not steps or not n:
+        return True
+    xs = np.ascontiguousarray(x, np.float64).reshape(steps, n, -1)
+    hd = np.ascontiguousarray(head, np.float64).reshape(head.shape[0], n, xs.shape[2])
+    states = fast._load_state(neuron, neuron.STATE, m)
+    flat = out.reshape(steps, n, m)
+    for dtype, lim in ((np.int32, I32_MAX), (np.int64, I64_SAFE)):
+        frames = max(1, min(64, ACC_BYTES // (4 * m)))
+        acc = np.empty((frames, m), dtype)
+        xlim = np.floor(lim / max(tb.reach, 1.0))
+        work = [s.copy() for s in states]
+        code = _layer(hd, fusion.delay, xs, xlim, tb.seg_ptr, tb.seg_base, tb.seg_row,
+                      tb.wtab.reshape(-1), tb.wtab.shape[1], tb.block, frames, tb.chans,
+                      tb.shift, tb.bias, tb.wrap24, *fusion.params, neuron.graded, *work,
+                      acc, flat)
+        if code == OK:
+            fast._store(neuron, neuron.STATE, work)
+            return True
+        if code == NOT_INTEGER:
+            return False
+    return False

@@ -17,7 +17,10 @@ updated before the voltage, as snnTorch's ``Synaptic`` and the IR's ``neuron.cub
   units of the input gain ``G = g_u·g_v`` (``g_v = dt·r/τm``), relative to ``v_reset``:
   ``threshold = (θ − v_reset)/G``, ``bias = (dt/τm)(v_leak − v_reset)/G``.  Exact, except that a
   ``v_reset ≠ 0`` shifts the initial voltage (the IR starts at 0, i.e. at ``v_reset``): an
-  approximation that is warned about, or refused with ``approximate=False``.
+  approximation that is warned about, or refused with ``approximate=False``.  Decays off the
+  12-bit grid (snnTorch's β = 0.9) set the neuron's ``exact_decays``, so the float dynamics run
+  them as given instead of slayer's rounding (``legalize-quant`` rounds them for the chip).
+  ``convention="norse-export"`` reads Norse 1.1's ``to_nir`` files (see :class:`Options`).
 * ``LI`` / ``CubaLI`` (non-spiking; the output is the voltage) → ``neuron.li`` with the same
   decays, bias and gain ``G`` (``current_decay = 1`` for ``LI``), followed by a ``tensor.affine``
   by ``G`` when ``G ≠ 1`` (the IR integrates ``v/G``; NIR's voltage is ``G·v_IR``).

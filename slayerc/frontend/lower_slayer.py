@@ -53,6 +53,13 @@ def _decay(low: Lowering, q: str, neuron: torch.nn.Module, attr: str) -> float |
 
 
 def _bias(low: Lowering, q: str, n: torch.nn.Module) -> float | ParamRef | None:
+    offset = _norm_offset(low, n)
+    return None if offset is None else _value(low, f"{q}.bias", offset)
+
+
+def _norm_offset(low: Lowering, n: torch.nn.Module) -> torch.Tensor | None:
+    """The per-channel shift ``−q(running_mean)`` an eval-mode MeanOnlyBatchNorm adds (None
+    without a norm or when it is zero)."""
     norm = getattr(n, "norm", None)
     if norm is None:
         return None
@@ -64,8 +71,8 @@ def _bias(low: Lowering, q: str, n: torch.nn.Module) -> float | ParamRef | None:
         raise low.error("the neuron's MeanOnlyBatchNorm is in training mode (it would use batch "
                         "statistics); call model.eval() before tracing")
     with torch.no_grad():
-        mean = norm.pre_hook_fx(norm.running_mean.detach().reshape(-1))
-    return _value(low, f"{q}.bias", -mean)
+        offset = -norm.pre_hook_fx(norm.running_mean.detach().reshape(-1))
+    return None if not bool(offset.any()) else offset  # a zero shift is no bias
 
 
 def _common(n: torch.nn.Module) -> dict[str, Any]:
@@ -106,11 +113,17 @@ def _sigma_delta_attrs(low: Lowering, q: str, n: torch.nn.Module) -> dict[str, A
     if name not in o.ACTIVATIONS:
         raise low.error(f"sigma-delta activation {n.activation!r} is not supported; use one of "
                         f"{', '.join(o.ACTIVATIONS)}")
-    if getattr(n, "norm", None) is not None:
-        raise low.error("sigma-delta neurons with a norm are not supported by trace()")
     attrs = _common(n)
     attrs["threshold"] = _value(low, f"{q}.threshold", n.delta.threshold)
-    bias = _value(low, f"{q}.bias", n.bias) if n.bias_is_set else None
+    # the norm (eval mode: a fixed shift of σ) and the neuron's own bias add before act()
+    offset = _norm_offset(low, n)
+    if n.bias_is_set:
+        own = n.bias.detach()
+        if offset is not None and own.numel() not in (1, offset.numel()):
+            raise low.error("a sigma-delta neuron with both a per-neuron bias and a norm is not "
+                            "supported by trace(); fold one into the other")
+        offset = own if offset is None else offset + own.reshape(-1)
+    bias = None if offset is None else _value(low, f"{q}.bias", offset)
     return {**attrs, "activation": name, "bias": bias, "cum_error": bool(n.delta.cum_error)}
 
 

@@ -15,6 +15,7 @@ that its input has a layout it can handle.
 from __future__ import annotations
 
 import copy
+import inspect
 import operator
 import re
 from collections.abc import Callable
@@ -128,10 +129,48 @@ class SNNTracer(torch.fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
+def _chip_part(model: torch.nn.Module) -> torch.nn.Module:
+    """The module whose forward is traced: ``model``, or, when its class defines
+    ``ir_forward``, a shallow view of it whose forward is that method (same submodules and
+    qualnames, so IR names and parameters are the model's own)."""
+    fn = getattr(type(model), "ir_forward", None)
+    if fn is None:
+        return model
+    view = copy.copy(model)
+    view.__class__ = type(type(model).__name__, (type(model),), {"forward": fn})
+    return view
+
+
+def _defaults(root: torch.nn.Module) -> dict[str, Any]:
+    """Forward arguments after the input that have defaults (``sparsity_monitor=None``): fx
+    traces them as those constants instead of as extra graph inputs."""
+    params = list(inspect.signature(type(root).forward).parameters.values())[2:]
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _drop_specialized(graph: torch.fx.Graph) -> None:
+    """Remove what fx adds for constant arguments (their placeholders and value checks), so
+    the traced module takes the input alone."""
+    checks = {torch._assert, torch.fx._symbolic_trace._assert_is_none}
+    for node in reversed(list(graph.nodes)):
+        if node.op == "call_function" and node.target in checks:
+            graph.erase_node(node)
+        elif node.op == "call_function" and node.target is operator.eq and not node.users:
+            graph.erase_node(node)
+    for node in [n for n in graph.nodes if n.op == "placeholder"][1:]:
+        if not node.users:
+            graph.erase_node(node)
+
+
 def _symbolic(model: torch.nn.Module) -> torch.fx.GraphModule:
     tracer = SNNTracer()
+    root = _chip_part(model)
     try:
-        graph = tracer.trace(model)
+        defaults = _defaults(root)
+        graph = tracer.trace(root, concrete_args=defaults or None)
+        if defaults:
+            _drop_specialized(graph)
     except torch.fx.proxy.TraceError as e:
         file, line = _frame_of_exception(e)
         where = f" at {file}:{line}" if file else ""
@@ -143,7 +182,7 @@ def _symbolic(model: torch.nn.Module) -> torch.fx.GraphModule:
         where = f" at {file}:{line}" if file else ""
         raise FrontendError(f"cannot trace {type(model).__name__}{where}: "
                             f"{type(e).__name__}: {e}") from None
-    return torch.fx.GraphModule(model, graph)
+    return torch.fx.GraphModule(root, graph)
 
 
 class _Recorder(torch.fx.Interpreter):

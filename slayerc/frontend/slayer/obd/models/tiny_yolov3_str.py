@@ -10,6 +10,12 @@ weights and no delay shift; module names and state-dict keys are lava-dl's.
 ``forward(x, sparsity_monitor=None)`` returns ``(output, count)``: in training mode the raw heads
 ``[N, A, H, W, 5 + classes, T]`` (for :class:`~slayerc.slayer.obd.YOLOLoss`), in eval mode the
 boxes of both heads ``[N, boxes, 5 + classes, T]``; ``count`` is ``[1, layers]`` event rates.
+
+``ir_forward(x)`` is the part that runs on the chip (normalised frames to the two heads'
+``Sigma`` outputs): ``slayerc.compile(net.eval(), x)`` traces it.  The second head concatenates
+channels (``tensor.concat``), which a netx netlist cannot hold, so this model compiles for the
+``slayerc`` target (``.sir``, slayerc's runtimes); :mod:`.yolo_kp` is the single-head one that
+compiles for ``loihi2``.
 """
 
 from __future__ import annotations
@@ -63,22 +69,33 @@ class Network(YOLOBase):
 
     def forward(self, input: torch.Tensor, sparsity_monitor: loss.SparsityEnforcer | None = None):
         """``(output, count)``; see the module docstring."""
-        is_conv = lambda b: isinstance(b, block.sigma_delta.Conv)  # noqa: E731
         count: list[float] = []
-        x = c.run(self.input_blocks, c.normalize(self, input), count, None)
-        backend = c.run(self.backend_blocks, x, count, sparsity_monitor)
-        h1 = c.run(self.head1_backend, backend, count, sparsity_monitor)
-        head1 = c.run(self.head1_blocks, h1, count, sparsity_monitor, is_conv)
-        h2 = c.run(self.head2_backend, h1, count, sparsity_monitor)
-        head2 = c.run(self.head2_blocks, torch.cat([h2, backend], dim=1), count,
-                      sparsity_monitor, is_conv)
-        head1, head2 = self.yolo_raw(head1), self.yolo_raw(head2)
+        heads = self._heads(c.normalize(self, input), count, sparsity_monitor)
+        head1, head2 = (self.yolo_raw(h) for h in heads)
         if self.training:
             output = [head1, head2]
         else:
             output = torch.cat([self.yolo(head1, self.anchors[0]),
                                 self.yolo(head2, self.anchors[1])], dim=1)
         return output, torch.tensor(count, device=input.device).reshape(1, -1)
+
+    def ir_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The part that runs on the chip, which ``slayerc.compile`` / ``trace`` trace: the
+        normalised frames ``[N, 3, H, W, T]`` to both heads' ``Sigma`` outputs
+        ``[N, A·(5 + classes), H, W, T]`` (1/32 and 1/16 of the input).  The ImageNet
+        normalisation before it and the box decoding after it run on the host."""
+        return self._heads(x, [], None)
+
+    def _heads(self, x, count, sparsity_monitor):
+        is_conv = lambda b: isinstance(b, block.sigma_delta.Conv)  # noqa: E731
+        x = c.run(self.input_blocks, x, count, None)
+        backend = c.run(self.backend_blocks, x, count, sparsity_monitor)
+        h1 = c.run(self.head1_backend, backend, count, sparsity_monitor)
+        head1 = c.run(self.head1_blocks, h1, count, sparsity_monitor, is_conv)
+        h2 = c.run(self.head2_backend, h1, count, sparsity_monitor)
+        head2 = c.run(self.head2_blocks, torch.cat([h2, backend], dim=1), count,
+                      sparsity_monitor, is_conv)
+        return head1, head2
 
     def grad_flow(self, path: str) -> list[float]:
         """Gradient norm per learnable layer, plotted to ``path + 'gradFlow.png'``."""

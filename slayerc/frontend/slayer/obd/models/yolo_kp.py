@@ -7,6 +7,10 @@ network (convs 3→16→32→64→128 with stride 2, 128→256, 256→256 stride
 through their own ``export_hdf5``, then the head as a ``conv`` layer whose sigma-delta neuron
 group (the last block's parameters) has ``sigma_output = True``.  Run one forward first (the
 conv shapes follow the input size).
+
+``ir_forward(x)`` is the part that runs on the chip (normalised frames to the head's ``Sigma``
+output): ``slayerc.compile(net.eval(), x, output="yolo_kp.net")`` traces it and compiles it for
+``loihi2``; the normalisation before it and the box decoding after it stay on the host.
 """
 
 from __future__ import annotations
@@ -43,12 +47,21 @@ class Network(YOLOBase):
     def forward(self, input: torch.Tensor, sparsity_monitor: loss.SparsityEnforcer | None = None):
         """``(output, count)``: raw head (training) or boxes (eval), and event rates."""
         count: list[float] = []
-        x = c.run(self.input_blocks, c.normalize(self, input), count, None)
-        x = c.run(self.blocks, x, count, sparsity_monitor)
-        x = c.run(self.heads, x, count, None)
-        head = self.yolo_raw(x)
+        head = self.yolo_raw(self._head(c.normalize(self, input), count, sparsity_monitor))
         output = [head] if self.training else self.yolo(head, self.anchors[0])
         return output, torch.tensor(count, device=input.device).reshape(1, -1)
+
+    def ir_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The part that runs on the chip, which ``slayerc.compile`` / ``trace`` trace: the
+        normalised frames ``[N, 3, H, W, T]`` to the head's ``Sigma`` output
+        ``[N, A·(5 + classes), H/32, W/32, T]``.  The ImageNet normalisation before it and the
+        box decoding after it run on the host."""
+        return self._head(x, [], None)
+
+    def _head(self, x, count, sparsity_monitor):
+        x = c.run(self.input_blocks, x, count, None)
+        x = c.run(self.blocks, x, count, sparsity_monitor)
+        return c.run(self.heads, x, count, None)
 
     @ex.through_writer
     def export_hdf5_head(self, handle) -> None:

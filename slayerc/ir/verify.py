@@ -4,6 +4,12 @@ Structure: node names valid and unique, inputs defined and of the right count, i
 a later node only on delaying ops (``axon.shift``, ``axon.delay`` with delay >= 1: the only legal
 way to close a cycle), io nodes well formed.  Then each op's ``check`` (attributes, parameters)
 and, when the graph has the ``shapes`` fact, that every stored shape equals the inferred one.
+
+``verify(g, since=prev)`` checks again only what can have changed since ``prev`` passed: a node
+that is the same object in both graphs, with the same parameter arrays and the same input nodes,
+gives the same answers to its op's ``check`` and shape rule (both read only the node, its
+parameters and its inputs' types), so a pipeline that verifies after every pass pays per pass
+for the nodes that pass rewrote, not for the whole graph again.
 """
 
 from __future__ import annotations
@@ -14,32 +20,50 @@ from slayerc.errors import VerifyError
 from slayerc.ir.core import FACTS, NAME_RE, PARAM_RE, Graph, Op, ShapeProblem
 
 
-def verify(g: Graph) -> Graph:
-    """Raise :class:`VerifyError` listing every problem of ``g``; return ``g`` when it is sound."""
-    problems = list(problems_of(g))
+def verify(g: Graph, since: Graph | None = None) -> Graph:
+    """Raise :class:`VerifyError` listing every problem of ``g``; return ``g`` when it is sound.
+
+    ``since``: a graph that passed ``verify`` (graphs are values: never edited in place); the
+    per-node checks then skip the nodes ``g`` shares with it unchanged.  The structure (names,
+    order, cycles, io nodes) is always checked whole.
+    """
+    problems = list(problems_of(g, since))
     if problems:
         raise VerifyError(problems)
     return g
 
 
-def problems_of(g: Graph) -> Iterator[str]:
-    """Every problem of ``g``, one message each (no repeats), naming the node and its origin."""
+def problems_of(g: Graph, since: Graph | None = None) -> Iterator[str]:
+    """Every problem of ``g``, one message each (no repeats), naming the node and its origin
+    (``since``: as for :func:`verify`)."""
     seen: set[str] = set()
-    for problem in _all_problems(g):
+    for problem in _all_problems(g, since):
         if problem not in seen:
             seen.add(problem)
             yield problem
 
 
-def _all_problems(g: Graph) -> Iterator[str]:
+def _all_problems(g: Graph, since: Graph | None) -> Iterator[str]:
     yield from _structure(g)
-    for node in g:
+    fresh = list(g) if since is None else [n for n in g if not _unchanged(g, since, n)]
+    for node in fresh:
         yield from _node_params(g, node)
         yield from node.check(g)
     if "shapes" in g.facts:
-        yield from _shapes(g)
+        yield from _shapes(g, fresh if since is not None and "shapes" in since.facts else list(g))
     for fact in sorted(g.facts - set(FACTS)):
         yield f"graph: unknown fact '{fact}' (known: {', '.join(FACTS)})"
+
+
+def _unchanged(g: Graph, since: Graph, node: Op) -> bool:
+    """Whether ``node`` is in ``since`` as the same object, reading the same arrays and nodes."""
+    old, new = since.nodes, g.nodes
+    if old.get(node.name) is not node:
+        return False
+    if any(since.params.get(ref.name) is not g.params.get(ref.name)
+           for _, ref in node.param_refs()):
+        return False
+    return all(old.get(src) is new.get(src) for src in node.inputs)
 
 
 def _structure(g: Graph) -> Iterator[str]:
@@ -53,14 +77,26 @@ def _structure(g: Graph) -> Iterator[str]:
         if not NAME_RE.match(node.name):
             yield f"{node.describe()}: invalid node name (use letters, digits and '_')"
         yield from _inputs(g, node, pos, seen)
-    if not g.outputs:
+    outputs = _output_readers(g)
+    if not outputs:
         yield "graph: no io.output node; mark what the graph computes with io.output"
-    for node in g.outputs:
-        for user in g.users(node.name):
-            yield f"{user.describe()}: reads io.output %{node.name}; read its producer instead"
+    for name, users in outputs.items():
+        for user in users:
+            yield f"{user.describe()}: reads io.output %{name}; read its producer instead"
     for name in g.params:
         if not PARAM_RE.match(name):
             yield f"graph: invalid parameter name @{name}"
+
+
+def _output_readers(g: Graph) -> dict[str, list[Op]]:
+    """Each io.output node's name -> the nodes that read it (one scan: ``g.users`` would index
+    the whole graph, which a verify after every pass paid again for each new graph)."""
+    outputs: dict[str, list[Op]] = {n.name: [] for n in g if n.OP == "io.output"}
+    for node in g:
+        for src in dict.fromkeys(node.inputs):
+            if src in outputs:
+                outputs[src].append(node)
+    return outputs
 
 
 def _inputs(g: Graph, node: Op, pos: int, seen: dict[str, int]) -> Iterator[str]:
@@ -95,8 +131,8 @@ def _node_params(g: Graph, node: Op) -> Iterator[str]:
             yield f"{node.describe()}: attribute '{attr}' refers to missing parameter @{ref.name}"
 
 
-def _shapes(g: Graph) -> Iterator[str]:
-    for node in g:
+def _shapes(g: Graph, nodes: list[Op]) -> Iterator[str]:
+    for node in nodes:
         if node.shape is None or node.dtype is None:
             yield f"{node.describe()}: has no shape although the graph claims the 'shapes' fact"
             continue

@@ -165,6 +165,8 @@ class PassManager:
         """Run the pipeline on ``g`` and return the result."""
         plan = self.check(g.facts)
         done: list[str] = []
+        # the last graph verify passed: the next verify re-checks only the nodes a pass changed
+        verified: Graph | None = None
         for index, (spec, mod, opts) in enumerate(plan):
             if self.on_pass is not None:
                 self.on_pass(index, len(plan), spec)
@@ -173,7 +175,7 @@ class PassManager:
             try:
                 g = self._run_pass(mod, opts, g)
                 if self.verify_each:
-                    verify(g)
+                    verified = verify(g, since=verified)
             except SlayerError as e:
                 after = f", after {', '.join(done)}" if done else ""
                 raise PassError(f"in {spec.name}{after}: {e}") from e

@@ -212,3 +212,22 @@ def _read_out_li(g):
     nodes = {k: n for k, n in g.nodes.items() if n.OP != "tensor.affine"}
     nodes["out"] = g["out"].replace(inputs=(li.name,))
     return g.replace(nodes=nodes)
+
+
+def test_slayerc_run_simulates_li_in_fixed_point(tmp_path):
+    """``slayerc compile x.nir -o x.sir`` then ``slayerc run x.sir``: the read-out voltage in
+    2**-12 units, equal to the interpreter on the compiled (quant-legal) graph."""
+    from slayerc.cli import main
+
+    li = nir.LI(tau=np.full(N_OUT, 1e-3), r=np.full(N_OUT, 10.0), v_leak=np.zeros(N_OUT))
+    nir.write(tmp_path / "li.nir", _graph(li))
+    sir, inp, out = tmp_path / "li.sir", tmp_path / "x.npy", tmp_path / "y.npy"
+    driver.compile_file(tmp_path / "li.nir", output=sir, target="slayerc")
+    x = _spikes(5)
+    np.save(inp, x)
+    assert main(["run", str(sir), "--input", str(inp), "--output", str(out), "--target",
+                 "slayerc", "-q"]) == 0
+    y = np.load(out)
+    assert y.dtype == np.int32 and np.abs(y).max() > 4096
+    ref = slayerc.interpret(slayerc.load(sir), torch.tensor(x)).numpy()
+    np.testing.assert_array_equal(y / 4096.0, ref)

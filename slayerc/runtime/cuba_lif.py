@@ -3,13 +3,22 @@
 Same integer arithmetic and gradients as two :func:`slayerc.runtime.dynamics.leaky_integrator`
 calls (current without reset, then voltage with reset), with fewer operations per step, reused
 scratch buffers and time-major traces (see :mod:`slayerc.runtime.dynamics` for conventions).
+
+With numba installed (the optional ``fast`` extra) a float32 CPU input runs the forward as one
+compiled loop instead (:func:`_cuba_kernel`: tiles of 128 neurons × 64 steps, float32 in and out,
+the integers in registers, no float64 copy of a whole trace), with the same values bit for bit;
+:func:`cuba_lif_spikes` is its inference form (spikes only, the input's layout kept).  Without
+numba, or with ``SLAYERC_NO_NUMBA=1`` or :func:`set_compiled(False) <set_compiled>`, the torch
+loop runs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 
+import numpy as np
 import torch
 
 from slayerc.ir.target import STATE_SCALE
@@ -24,12 +33,18 @@ from slayerc.runtime.timescan import (
     _time_major_out,
     _toeplitz,
     from_time_major,
+    is_time_major,
     param_view,
     reduce_to,
     reset_level,
     state_int,
     time_major_int,
 )
+
+try:  # pragma: no cover - depends on the environment
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
 
 # -------------------------------------------------------------------------------- CUBA-LIF
 
@@ -100,6 +115,194 @@ def _cuba_exact(x, ku, u0, u, scale: int) -> bool:
     return bool(max(-lo, hi) < 2.0**24)
 
 
+# ------------------------------------------------------------------ compiled forward (numba)
+
+_COMPILED = {"on": numba is not None and os.environ.get("SLAYERC_NO_NUMBA", "") in ("", "0")}
+_TILE_J, _TILE_T = 128, 64
+"""The compiled loop's tile: neurons advanced together (SIMD lanes) × steps (small enough for
+the tile's transposes to stay in L1)."""
+
+
+def compiled() -> bool:
+    """Whether float32 CPU CUBA forwards run the compiled loop (numba present, not disabled)."""
+    return _COMPILED["on"]
+
+
+def set_compiled(on: bool) -> bool:
+    """Switch the compiled CUBA forward on or off (tests, benchmarks); returns the old setting.
+
+    Without numba it stays off; ``SLAYERC_NO_NUMBA=1`` starts it off.
+    """
+    old = _COMPILED["on"]
+    _COMPILED["on"] = bool(on) and numba is not None
+    return old
+
+
+def _tile_in(src, n, j0, t0, nk, nt, buf):
+    """``buf[t, k] = src[n, j0 + k, t0 + t]``, reading ``src`` along its contiguous axis."""
+    if src.strides[2] == src.itemsize:
+        for k in range(nk):
+            for t in range(nt):
+                buf[t, k] = src[n, j0 + k, t0 + t]
+    else:
+        for t in range(nt):
+            for k in range(nk):
+                buf[t, k] = src[n, j0 + k, t0 + t]
+
+
+def _tile_out(buf, dst, n, j0, t0, nk, nt):
+    """``dst[n, j0 + k, t0 + t] = buf[t, k]`` (an empty ``dst`` is not wanted: skipped)."""
+    if dst.shape[0] == 0:
+        return
+    if dst.strides[2] == dst.itemsize:
+        for k in range(nk):
+            for t in range(nt):
+                dst[n, j0 + k, t0 + t] = buf[t, k]
+    else:
+        for t in range(nt):
+            for k in range(nk):
+                dst[n, j0 + k, t0 + t] = buf[t, k]
+
+
+def _cuba_tile(xb, ub, vb, sb, st, kuu, kvv, nk, nt, s32, level, th32, graded, traces):
+    """Advance the ``nk`` neurons of ``st`` (rows u, v, keep) over the ``nt`` steps of ``xb``
+    (``traces``: fill ``ub``/``vb`` too, else only the spikes ``sb``)."""
+    zero, one = np.float32(0.0), np.float32(1.0)
+    inv = one / s32
+    for t in range(nt):
+        for k in range(nk):
+            uu = np.trunc(st[0, k] * kuu[k]) + np.trunc(np.float64(xb[t, k] * s32))
+            vv = np.trunc(st[1, k] * kvv[k]) * st[2, k] + np.float64(np.float32(uu))
+            st[0, k], st[1, k] = uu, vv
+            st[2, k] = 1.0 if vv < level else 0.0
+            v32 = np.float32(vv) * inv + zero
+            if traces:
+                ub[t, k] = np.float32(uu) * inv + zero
+                vb[t, k] = v32
+            f = one if v32 >= th32 else zero
+            sb[t, k] = v32 * f if graded else f
+
+
+def _cuba_kernel(x, ku, kv, u0, v0, s32, level, th32, graded, u_out, v_out, s_out, last):
+    """CUBA-LIF of ``x`` ``[N, M, T]`` float32 (any strides), tile by tile.
+
+    The integers of :func:`_cuba_loop` followed by the float32 round trip of the current into
+    the voltage (what the unfused path computes, and equal to the current itself while it is
+    below 2**24), then ``y = float32(y_int)·(1/S) + 0`` (exact: ``S`` is a power of two): the
+    values the torch path returns.  Writes the current, pre-reset voltage and spike traces into
+    the outputs that are not empty (spikes compare the float32 voltage with ``th32``, as
+    :func:`slayerc.runtime.spikes.spike` does), and the float32 current and voltage of the last
+    step into ``last`` ``[2, N, M]``.  ``ku``/``kv`` hold one decay factor per neuron of a sample.
+    """
+    xb = np.empty((_TILE_T, _TILE_J), dtype=np.float32)
+    ub, vb, sb = np.empty_like(xb), np.empty_like(xb), np.empty_like(xb)
+    st = np.empty((3, _TILE_J))
+    traces = u_out.shape[0] > 0 or v_out.shape[0] > 0
+    inv = np.float32(1.0) / s32
+    for n in range(x.shape[0]):
+        for j0 in range(0, x.shape[1], _TILE_J):
+            nk = min(_TILE_J, x.shape[1] - j0)
+            st[0, :nk], st[1, :nk], st[2, :nk] = u0[n, j0:j0 + nk], v0[n, j0:j0 + nk], 1.0
+            kuu, kvv = ku[j0:j0 + nk], kv[j0:j0 + nk]
+            for t0 in range(0, x.shape[2], _TILE_T):
+                nt = min(_TILE_T, x.shape[2] - t0)
+                _tile_in(x, n, j0, t0, nk, nt, xb)
+                _cuba_tile(xb, ub, vb, sb, st, kuu, kvv, nk, nt, s32, level, th32, graded,
+                           traces)
+                _tile_out(ub, u_out, n, j0, t0, nk, nt)
+                _tile_out(vb, v_out, n, j0, t0, nk, nt)
+                _tile_out(sb, s_out, n, j0, t0, nk, nt)
+            for k in range(nk):
+                last[0, n, j0 + k] = np.float32(st[0, k]) * inv + np.float32(0.0)
+                last[1, n, j0 + k] = np.float32(st[1, k]) * inv + np.float32(0.0)
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+    _tile_in, _tile_out, _cuba_tile = _jit(_tile_in), _jit(_tile_out), _jit(_cuba_tile)
+    _cuba_kernel = _jit(_cuba_kernel)
+
+
+def _compiled_fits(x: torch.Tensor, scale: int) -> bool:
+    """The compiled loop covers float32 CPU inputs with a power-of-two state scale (where the
+    float32 round trip ``float32(y)/S·S`` is ``float32(y)``); other cases run the torch loop."""
+    return (_COMPILED["on"] and x.dtype == torch.float32 and x.device.type == "cpu"
+            and scale > 0 and not scale & (scale - 1) and x.shape[-1] > 0)
+
+
+def _run_compiled(x, ku, kv, u0, v0, scale, level, outputs, th=None, graded=False,
+                  time_last=False):
+    """Run :func:`_cuba_kernel`; ``outputs`` names the traces wanted (``"u"``, ``"v"``, ``"s"``).
+
+    Returns ``({name: trace}, last)``: traces ``[N, *S, T]`` as views of time-major storage
+    (as the torch loop returns them; with ``time_last``, contiguous unless ``x`` is time
+    major), ``last`` the float32 ``(u, v)`` of the last step, ``[2, N, *S]``.
+    """
+    n, steps, spatial = x.shape[0], x.shape[-1], tuple(x.shape[1:-1])
+    m = math.prod(spatial)
+    if is_time_major(x) or not time_last:
+        traces = {k: torch.empty((steps, n) + spatial, dtype=x.dtype).movedim(0, -1)
+                  for k in outputs}
+    else:
+        traces = {k: torch.empty(x.shape, dtype=x.dtype) for k in outputs}
+    empty = np.empty((0, 0, 0), dtype=np.float32)
+    arrays = [traces[k].reshape(n, m, steps).numpy() if k in traces else empty for k in "uvs"]
+    if any(not np.shares_memory(a, traces[k]) for a, k in zip(arrays, "uvs") if k in traces):
+        raise AssertionError("a trace is not a view")
+
+    def flat(p):
+        return np.ascontiguousarray(p.expand(spatial).reshape(m).numpy())
+
+    last = np.empty((2, n, m), dtype=np.float32)
+    _cuba_kernel(x.detach().reshape(n, m, steps).numpy(), flat(ku), flat(kv),
+                 u0.reshape(n, m).numpy(), v0.reshape(n, m).numpy(), np.float32(scale),
+                 math.inf if level is None else float(level),
+                 np.float32(math.inf if th is None else th), bool(graded), *arrays, last)
+    return traces, torch.from_numpy(last).reshape((2, n) + spatial)
+
+
+def cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_state, scale,
+                    threshold, graded=False):
+    """Spikes of a CUBA-LIF neuron without traces or autograd (inference), or None when the
+    compiled loop does not cover the case.
+
+    Same values as :func:`cuba_lif` followed by :func:`slayerc.runtime.spikes.spike` with
+    threshold ``threshold`` (which also sets the reset level), in one pass over ``x``.
+    Returns ``(s, last)`` with ``last`` the float32 ``(u, v)`` of the final step
+    (``[2, N, *S]``, v before its reset).  ``s`` keeps the layout of ``x``: time major for a
+    time-major ``x``, else contiguous ``[N, *S, T]`` (inference needs no transposing copies).
+    """
+    scale = int(scale)
+    if not _compiled_fits(x, scale):
+        return None
+    spatial = _spatial(x)
+    ku = _decay_keep(current_decay, spatial, "current_decay")
+    kv = _decay_keep(voltage_decay, spatial, "voltage_decay")
+    level = None
+    if threshold is not None and threshold * scale > 0:
+        level = reset_level(threshold * scale)
+    u0, v0 = state_int(current_state, x, scale), state_int(voltage_state, x, scale)
+    traces, last = _run_compiled(x, ku, kv, u0, v0, scale, level, "s", threshold, graded,
+                                 time_last=True)
+    return traces["s"], last
+
+
+def _torch_forward(x, ku, kv, u0, v0, scale, level, want_u):
+    """The torch loop of :func:`cuba_lif`'s forward: ``(u or None, v)`` as time-major views."""
+    scratch = _scratch("cuba_in", x.shape[-1:] + x.shape[:-1], x.device)
+    xin = _time_major_int_into(x, scale, scratch)
+    common = torch.broadcast_shapes(ku.shape, kv.shape)
+    keep2 = torch.stack([ku.expand(common), kv.expand(common)])
+    keep2 = keep2.reshape((2,) + (1,) * (x.dim() - 1 - len(common)) + common)
+    uv = _cuba_loop(xin, keep2, torch.stack([u0, v0]), level)
+    u_tm, v_tm = uv[:, 0], uv[:, 1]
+    if not _cuba_exact(x, ku, u0, u_tm, scale):  # replay the unfused float round trip
+        u = from_time_major(u_tm, x.dtype, scale)
+        v_tm = _li_loop(time_major_int(u, scale), kv, v0, level)
+    v = _time_major_out(v_tm, x.dtype, scale)
+    return (_time_major_out(u_tm, x.dtype, scale) if want_u else None), v
+
+
 class _CubaLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, du, dv, u_state, v_state, scale, threshold, want_u, exact=False):
@@ -110,18 +313,12 @@ class _CubaLIF(torch.autograd.Function):
         if threshold is not None and threshold * scale > 0:
             level = reset_level(threshold * scale)
         u0, v0 = state_int(u_state, x, scale), state_int(v_state, x, scale)
-        scratch = _scratch("cuba_in", x.shape[-1:] + x.shape[:-1], x.device)
-        xin = _time_major_int_into(x, scale, scratch)
-        common = torch.broadcast_shapes(ku.shape, kv.shape)
-        keep2 = torch.stack([ku.expand(common), kv.expand(common)])
-        keep2 = keep2.reshape((2,) + (1,) * (x.dim() - 1 - len(common)) + common)
-        uv = _cuba_loop(xin, keep2, torch.stack([u0, v0]), level)
-        u_tm, v_tm = uv[:, 0], uv[:, 1]
-        if not _cuba_exact(x, ku, u0, u_tm, scale):  # replay the unfused float round trip
-            u = from_time_major(u_tm, x.dtype, scale)
-            v_tm = _li_loop(time_major_int(u, scale), kv, v0, level)
-        v = _time_major_out(v_tm, x.dtype, scale)
-        u = _time_major_out(u_tm, x.dtype, scale) if want_u or ctx.needs_input_grad[1] else None
+        want_u = want_u or ctx.needs_input_grad[1]
+        if _compiled_fits(x, scale):
+            traces, _ = _run_compiled(x, ku, kv, u0, v0, scale, level, "uv" if want_u else "v")
+            u, v = traces.get("u"), traces["v"]
+        else:
+            u, v = _torch_forward(x, ku, kv, u0, v0, scale, level, want_u)
         inits = [None if s is None else y / scale for s, y in ((u_state, u0), (v_state, v0))]
         ctx.save_for_backward(u, v, du, dv, *inits)
         ctx.spatial, ctx.exact = spatial, exact

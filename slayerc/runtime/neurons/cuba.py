@@ -5,19 +5,22 @@
     \\quad s[t] = v[t] > \\vartheta, \\text{ then } v \\leftarrow 0
 
 in the integer arithmetic of :mod:`slayerc.runtime.dynamics` (both integrators in one loop,
-:func:`slayerc.runtime.cuba_lif.cuba_lif`).  Kernels: ``torch`` (:func:`dynamics`), ``fixed``
-and ``numba`` (Loihi's fixed-point CUBA, :mod:`slayerc.runtime.fixed`), ``triton`` (registered
-by :mod:`slayerc.backends.triton.ops`).
+:func:`slayerc.runtime.cuba_lif.cuba_lif`; inference without autograd takes the compiled
+spike loop :func:`slayerc.runtime.cuba_lif.cuba_lif_spikes` when numba is there).  Kernels:
+``torch`` (:func:`dynamics`), ``fixed`` and ``numba`` (Loihi's fixed-point CUBA,
+:mod:`slayerc.runtime.fixed`), ``triton`` (registered by :mod:`slayerc.backends.triton.ops`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from slayerc.ir.core import Op
 from slayerc.ir.target import STATE_SCALE
 from slayerc.runtime import spikes
-from slayerc.runtime.cuba_lif import cuba_lif
+from slayerc.runtime.cuba_lif import cuba_lif, cuba_lif_spikes
 from slayerc.runtime.dynamics import leaky_integrator
 from slayerc.runtime.neurons.common import (
     NO_OUTPUT,
@@ -58,6 +61,16 @@ def dynamics(
         exact_decay: the decays unrounded (the IR node's ``exact_decays``; slayer rounds them).
     """
     th = threshold + 0.01 / scale
+    if norm is None and not _needs_grad(x, current_decay, voltage_decay):
+        fast = cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_state,
+                               scale, th, graded)
+        if fast is not None:  # inference: spikes in one compiled pass, no traces
+            s, (u_last, v_last) = fast
+            states = {}
+            if want_state:
+                states = {"current_state": u_last, "voltage_state": v_last * (1 - fired(s)),
+                          "shift_state": last(s)}
+            return apply_output(s, output), states
     if norm is None:
         u, v = cuba_lif(x, current_decay, voltage_decay, current_state, voltage_state, scale, th,
                         current=want_state, exact_decay=exact_decay)
@@ -71,6 +84,12 @@ def dynamics(
         states = {"current_state": last(u), "voltage_state": last(v) * (1 - fired(s)),
                   "shift_state": last(s)}
     return apply_output(s, output), states
+
+
+def _needs_grad(*tensors) -> bool:
+    """Whether autograd will record the dynamics (grad mode on and a tensor requires grad)."""
+    return torch.is_grad_enabled() and any(torch.is_tensor(t) and t.requires_grad
+                                           for t in tensors)
 
 
 def node_args(node: Op, value: Value) -> tuple[tuple, dict[str, Any]]:

@@ -459,3 +459,17 @@ def test_fuzz_corruptions_raise_only_slayer_errors():
             assert "\n" not in str(e), str(e)
             failed += 1
     assert failed > 50
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, (
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))])])
+def test_exact_decays_through_the_triton_backend(device):
+    """The fused Triton loops round decays to 12 bits: a neuron with ``exact_decays`` runs the
+    torch dynamics instead (on any device), so ``to_module(g, backend="triton")`` equals
+    snnTorch like the interpreter."""
+    pytest.importorskip("triton", reason="triton is not installed")
+    g, x, ref = _case("snntorch_dense")
+    m = slayerc.to_module(g, backend="triton").to(device)
+    with torch.no_grad():
+        y = m(x.to(device)).cpu().numpy()
+    np.testing.assert_array_equal(y, ref)

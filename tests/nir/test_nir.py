@@ -45,10 +45,17 @@ def _case(name: str):
 
 
 def test_cases_cover_the_issue():
-    kinds = {type(n).__name__ for c in CASES  # Norse's exports fail NIR's own type check
-             for n in _nodes(nir.read(DATA / f"{c}.nir", type_check=False))}
+    kinds = {type(n).__name__ for c in CASES for n in _nodes(_read(c))}
     assert {"Affine", "Conv2d", "AvgPool2d", "Flatten", "LIF", "CubaLIF"} <= kinds
-    assert any(_has_cycle(nir.read(DATA / f"{c}.nir", type_check=False)) for c in CASES)
+    assert any(_has_cycle(_read(c)) for c in CASES)
+
+
+def _read(case: str):
+    """A data file as nir reads it (Norse's exports fail NIR's own type check: not checked)."""
+    try:
+        return nir.read(DATA / f"{case}.nir", type_check=False)
+    except TypeError:  # a nir without the keyword checks no types
+        return nir.read(DATA / f"{case}.nir")
 
 
 def _nodes(graph):

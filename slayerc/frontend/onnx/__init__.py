@@ -92,8 +92,8 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     calib = _calibration(path, dims, calibration)
     th = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
 
-    def convert(r: float | str) -> Graph:
-        opts = Options(th, bool(normalize), float(activation_max), output_exp, r)
+    def convert(r: float | str, weights: tuple[float, ...] | None = None) -> Graph:
+        opts = Options(th, bool(normalize), float(activation_max), output_exp, r, weights)
         return _convert(path, onnx_model, inits, opts, dims, calib)
 
     if ramp is not None or not normalize or len(calib) != 1:

@@ -31,7 +31,8 @@ from slayerc.frontend.onnx.batchnorm import (
     pooled_scale,
 )
 from slayerc.frontend.onnx.model import attributes, fail
-from slayerc.frontend.onnx.scales import CONST_MAX, WEIGHT_STEP, WEIGHT_TOP, ScalePlan
+from slayerc.frontend.onnx.outbias import CONST_MAX
+from slayerc.frontend.onnx.scales import WEIGHT_STEP, WEIGHT_TOP, ScalePlan
 from slayerc.ir import ops
 from slayerc.ir.core import GraphBuilder, Loc, ParamRef, sanitize
 
@@ -71,6 +72,8 @@ class Options:
     activation_max: float = 4.0
     output_exp: int | None = None
     ramp: float | str = 1.0
+    #: per quantizer of a "balanced" plan (input, hidden layers): its sensitivity
+    weights: tuple[float, ...] | None = None
 
 
 @dataclass

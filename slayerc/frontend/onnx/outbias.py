@@ -21,8 +21,10 @@ from slayerc.ir import ops
 from slayerc.ir.core import GraphBuilder, Op, ParamRef
 
 GRID = 64.0
-#: The largest constant (a step-0 message well inside loihi2's 16-bit messages).
-CONST_MAX = 4.0
+#: The largest constant: its one message, 7.5·2^12 at step 0, fits loihi2's 16-bit messages
+#: whatever the input (it is data-independent); the larger it is, the less the bias column
+#: limits the output layer's scale.
+CONST_MAX = 7.5
 
 
 def add_output_biases(b: GraphBuilder, pending: dict[str, np.ndarray], path: str) -> None:

@@ -39,8 +39,6 @@ from slayerc.runtime.interpreter import interpret
 WEIGHT_TOP = 254 / 64
 #: Pool weights sit exactly on this grid (legalize-quant's 2/64 weight step).
 WEIGHT_STEP = 2 / 64
-#: The largest value of the constant neuron that computes an output bias (outbias.py).
-CONST_MAX = 4.0
 #: The ramps tried by :func:`best_ramp` ("balanced": :meth:`ScalePlan.balanced_plan`).
 RAMPS: tuple[float | str, ...] = ("balanced", 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 #: Most steps of a weight mantissa (127 on the 1/64 grid of a dense layer or the 2/64 of a conv).
@@ -70,10 +68,16 @@ def _rounded(g: Graph) -> Graph:
     return g.replace(params=params)
 
 
-def _input_rounded(g: Graph, x: torch.Tensor) -> torch.Tensor:
-    """``x`` on the netlist's input grid ``1/(64·s₀)`` (``s₀``: the input's affine scale)."""
+def _input_scale(g: Graph) -> float:
+    """``s₀``: the scale of the (first) input's ``tensor.affine``, else 1."""
     inp = g.inputs[0]
-    scale = next((float(u.scale) for u in g.users(inp.name) if u.OP == "tensor.affine"), 1.0)
+    return next((float(u.scale) for u in g.users(inp.name)  # type: ignore[attr-defined]
+                 if u.OP == "tensor.affine"), 1.0)
+
+
+def _input_rounded(g: Graph, x: torch.Tensor) -> torch.Tensor:
+    """``x`` on the netlist's input grid ``1/(64·s₀)``."""
+    scale = _input_scale(g)
     return torch.round(x * (64 * scale)) / (64 * scale)
 
 
@@ -94,22 +98,52 @@ def grid_error(g: Graph, calib: torch.Tensor, steps: int,
     return max(float((a - b).abs().max()) for a, b in zip(ref, rough)) / top
 
 
-def best_ramp(convert: Callable[[float | str], Graph], calib: torch.Tensor,
+def sensitivities(g: Graph, calib: torch.Tensor, steps: int) -> list[float]:
+    """Per quantizer of a converted chain (the input, then each hidden weighted synapse, in
+    order; pools, whose constant weights are exact, and the output synapse left out): the RMS
+    output error with only it on its grid, times its resolution (steps of its largest value),
+    i.e. about the error it makes per unit of ``1/R``."""
+    x = calib[..., None].repeat(*([1] * calib.dim()), steps)
+    with torch.no_grad():
+        exact = _last(interpret(g, x))
+    top = max(float(a.abs().max()) for a in exact) or 1.0
+
+    def rms(h: Graph, xx: torch.Tensor) -> float:
+        with torch.no_grad():
+            got = _last(interpret(h, xx))
+        return math.sqrt(sum(float(((a - b) ** 2).mean()) for a, b in zip(exact, got))) / top
+
+    out = [rms(g, _input_rounded(g, x)) * float(x.abs().max()) * 64 * _input_scale(g)]
+    syns = [n for n in g if n.OP in ("synapse.dense", "synapse.conv")
+            and np.ptp(np.asarray(g.param(n.weight))) > 0]  # type: ignore[attr-defined]
+    for n in syns[:-1]:
+        w = np.asarray(g.param(n.weight), np.float64)  # type: ignore[attr-defined]
+        step = weight_step(n.OP, w)
+        params = {**g.params, n.weight.name: (np.rint(w / step) * step).astype(np.float32)}
+        out.append(rms(g.replace(params=params), x) * float(np.abs(w).max()) / step)
+    return out
+
+
+def best_ramp(convert: Callable[..., Graph], calib: torch.Tensor,
               steps: int) -> tuple[Graph, float | str, float]:
-    """Convert with every ramp of :data:`RAMPS`; the graph, ramp and grid error of the best
-    (on at most 8 calibration samples; the exact outputs are the same for every ramp)."""
-    calib = calib[:8]
+    """Convert with every ramp of :data:`RAMPS` (and "balanced" once more, weighted by the
+    :func:`sensitivities` of its first try); the graph, ramp and grid error of the best (on
+    at most 16 calibration samples; the exact outputs are the same for every ramp)."""
+    calib = calib[:16]
     best: tuple[Graph, float | str, float] | None = None
     exact: list[torch.Tensor] | None = None
     for ramp in RAMPS:
-        g = convert(ramp)
-        if exact is None:
-            with torch.no_grad():
-                exact = _last(interpret(g, calib[..., None].repeat(
-                    *([1] * calib.dim()), steps)))
-        err = grid_error(g, calib, steps, exact)
-        if best is None or err < best[2] - 1e-9:
-            best = (g, ramp, err)
+        graphs = [convert(ramp)]
+        if ramp == "balanced":
+            graphs.append(convert(ramp, tuple(sensitivities(graphs[0], calib, steps))))
+        for g in graphs:
+            if exact is None:
+                with torch.no_grad():
+                    exact = _last(interpret(g, calib[..., None].repeat(
+                        *([1] * calib.dim()), steps)))
+            err = grid_error(g, calib, steps, exact)
+            if best is None or err < best[2] - 1e-9:
+                best = (g, ramp, err)
     assert best is not None
     return best
 
@@ -157,13 +191,17 @@ class ScalePlan:
         With ``R_0`` the input's integer maximum and ``R_l`` layer ``l``'s largest weight in
         steps, ``Σ_{j≤l} log R_j`` is at most ``B_l`` (layer ``l``'s activation at most
         ``activation_max``); the least sum of ``R^-2`` under these prefix bounds and the caps
-        (127 steps; the input ``64·activation_max``) is found by water filling."""
+        (127 steps; the input ``64·activation_max``) is found by water filling.  The last
+        hidden layer's limit is lowered (by less than 2) so that the output synapse's largest
+        weight lands on the mantissa's top step: its scale ``2^k`` moves by octaves only."""
         if any(n.op_type in ("Add", "Sum", "Concat") for n in self.model.graph.node):
             return None
         top, stages, bound = self.opts.activation_max, [], math.log2(64 * x_max)
         ratio = 1 / x_kappa  # the dry run's weights are per unit of the input stream's scale
+        out_w = 0.0
         for tensor, op, w in self.seen:
             if tensor in self.final or w <= 0:
+                out_w = w if tensor in self.final and op in ("Conv", "Gemm", "MatMul") else 0.0
                 break
             if op in ("AveragePool", "GlobalAveragePool"):
                 taps = 1.0 / w
@@ -179,8 +217,22 @@ class ScalePlan:
             ratio = 1.0
         if not stages:
             return None
+        if out_w > 0:  # s_L = 2^k·out_w / (ratio·WEIGHT_TOP): the largest such under the limit
+            tensor, b, gain, act = stages[-1]
+            k = math.floor(math.log2(top / act * ratio * WEIGHT_TOP / out_w))
+            s_l = 2.0 ** k * out_w / (ratio * WEIGHT_TOP * (1 + 1e-6))
+            stages[-1] = (tensor, b + math.log2(s_l * act / top), gain, act)
         caps = [math.log2(64 * top)] + [math.log2(MANT_TOP)] * len(stages)
-        u = _water_fill([math.log2(64 * top)] + [b for _, b, _, _ in stages], caps)
+        bounds = [math.log2(64 * top)] + [b for _, b, _, _ in stages]
+        # sensitivities c_l: the least Σ (c_l/R_l)^2 has equal c_l/R_l (log R - log c even)
+        logc = [0.0] * len(bounds)
+        if self.opts.weights is not None and len(self.opts.weights) == len(bounds) and \
+                all(c > 0 for c in self.opts.weights):
+            logc = [math.log2(c) for c in self.opts.weights]
+        acc = np.cumsum(logc)
+        v = _water_fill([b - a for b, a in zip(bounds, acc)],
+                        [c - lc for c, lc in zip(caps, logc)])
+        u = [vl + lc for vl, lc in zip(v, logc)]
         s = 2.0 ** u[0] / (64 * x_max)
         plan = {x_name: s * x_max}
         for (tensor, _, gain, act), ul in zip(stages, u[1:]):

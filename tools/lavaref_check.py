@@ -130,6 +130,8 @@ def main() -> int:
     np.save(pool_in, (np.random.default_rng(2).random((2, 16, 16, 200)) < 0.3).astype(
         np.float32))
     jobs.append(("compile Pool-Conv(delays)-Pool-Dense(delays<=130)", _pool_delays, pool_in, 200))
+    jobs.append(("compile Pool-Conv(per-channel delays)-Pool-Dense", _pool_channel_delays,
+                 pool_in, 200))
     kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
     np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
     jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
@@ -337,6 +339,27 @@ def _pool_delays():
     g = trace(net, torch.zeros(1, 2, 16, 16, 200))
     d = {"1.delay": np.full(6, 7.0),  # one delay for all channels: per-channel ones need Lava form
          "4.delay": np.array([9, 2, 22, 106, 85, 119, 65, 130], np.float64)}
+    return _compiled(g.replace(params={**g.params, **d}))
+
+
+def _pool_channel_delays():
+    """Pool → Conv(a different delay per channel) → Pool → Dense → Dense, all slayer blocks:
+    the conv delays pass the pool and the flatten and become the per-column (input-side) delays
+    of the first dense layer, which carries no delay of its own (netx: one delay per synapse)."""
+    import slayerc.slayer as slayer
+    from slayerc.frontend.trace import trace
+
+    torch.manual_seed(0)
+    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}
+    net = torch.nn.Sequential(
+        slayer.block.cuba.Pool(p, 2),
+        slayer.block.cuba.Conv(p, 2, 6, 3, padding=1, weight_scale=3, delay=True),
+        slayer.block.cuba.Pool(p, 2),
+        slayer.block.cuba.Flatten(),
+        slayer.block.cuba.Dense(p, 96, 8, weight_scale=3),
+        slayer.block.cuba.Dense(p, 8, 4, weight_scale=3))
+    g = trace(net, torch.zeros(1, 2, 16, 16, 200))
+    d = {"1.delay": np.array([0, 3, 7, 1, 62, 25], np.float64)}
     return _compiled(g.replace(params={**g.params, **d}))
 
 

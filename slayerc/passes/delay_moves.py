@@ -7,8 +7,10 @@ every neuron of a channel, with a per-channel linear synapse without bias: a sum
 depthwise conv (the form ``lower-pool`` gives a pool), since ``Σ_window x_c[t − d_c] =
 (Σ_window x_c)[t − d_c]``.  An equal delay on every input
 of a ``synapse.dense`` without bias commutes with it too, so it can join the dense layer's own
-output delay; unequal delays stay on the input side, which netx holds per column only in Lava's
-layer form (``axon.shift → axon.delay → synapse.dense``).
+output delay; unequal delays stay on the input side, right before the dense synapse, which netx
+holds per column when the layer is in Lava's form (``axon.shift → axon.delay → synapse.dense``)
+or in slayer's (``… → axon.delay → synapse.dense → neuron → axon.shift``, the neuron without
+bias) and holds no other delay (one equal for every output joins the columns).
 """
 
 from __future__ import annotations
@@ -122,21 +124,75 @@ def _place_uniform(rw: Rewriter, node: Op, syn: Op, k: int, why: str) -> str:
 
 def _place_columns(rw: Rewriter, node: Op, syn: Op, prev: Op | None, per: np.ndarray,
                    why: str) -> str:
-    user = rw.only_user(syn.name)
+    """Unequal delays as the next dense layer's per-column (input-side) delays, right before
+    it: ``axon.shift → axon.delay → synapse.dense → neuron`` (Lava's form) or ``… → axon.delay →
+    synapse.dense → neuron → axon.shift`` (slayer's form, where the dense layer's one-step hold
+    follows its neuron; without a bias the neuron commutes with that shift, so both forms are the
+    same netx layer).  netx holds one delay vector per layer: the dense layer must carry no
+    delay of its own, and in ≠ out features (netx reads an equal-length vector per output)."""
     w = rw.params[syn.weight.name]  # type: ignore[union-attr]
-    ok = (prev is not None and prev.OP == "axon.shift" and user is not None
-          and user.OP in ops.NEURON_OPS and w.shape[0] != w.shape[1])
-    if not ok:
+    problem = _columns_problem(rw, syn, prev, w.shape)
+    if problem:
         raise PassError(f"{why}; its delays differ per channel, so they can only become the "
-                        f"per-column input delays of the next dense layer %{syn.name}, which "
-                        "netx holds only in Lava's form (axon.shift → axon.delay → synapse.dense "
-                        "→ neuron, no other delay, in ≠ out features); make the delays equal, "
-                        "remove them or use target slayerc")
+                        f"per-column input delays of the next dense layer %{syn.name}, "
+                        f"but {problem}; make the delays equal, remove them or use target "
+                        "slayerc")
+    assert prev is not None
+    own, merged = _own_delay(rw, syn), ""
+    if own is not None:  # an equal delay on every output = the same on every input column
+        k = _uniform(rw, own)
+        assert k is not None  # (checked by _columns_problem)
+        per, merged = per + k, f", with the {k} steps of {own.describe()}"
+        rw.bypass(own.name)
     ref = rw.put(None, f"{node.name}.delay", per.astype(np.float32))
     moved = ops.Delay(name=node.name, inputs=(prev.name,), delay=ref, max_delay=None,
-                      shape=prev.shape, dtype=prev.dtype, loc=node.loc)  # type: ignore[union-attr]
-    insert_after(rw, prev.name, [moved])  # type: ignore[union-attr]
-    return f"moved {node.describe()} onto the input columns of dense layer %{syn.name}"
+                      shape=prev.shape, dtype=prev.dtype, loc=node.loc)
+    insert_after(rw, prev.name, [moved])
+    return f"moved {node.describe()} onto the input columns of dense layer %{syn.name}{merged}"
+
+
+def _columns_problem(rw: Rewriter, syn: Op, prev: Op | None,
+                     wshape: tuple[int, ...]) -> str | None:
+    """Why the dense layer ``syn`` (read from ``prev``) cannot take per-column delays, or None."""
+    user = rw.only_user(syn.name)
+    if prev is None:
+        return "the delay reads the layer before it directly, which would hold it as its own"
+    if user is None or user.OP not in ops.NEURON_OPS:
+        return (f"%{syn.name} does not feed a neuron directly (its own delay or another node "
+                "sits between them)")
+    if wshape[0] == wshape[1]:
+        return (f"it has as many input as output features ({wshape[0]}), and netx reads such "
+                "a delay vector per output")
+    if prev.OP == "axon.shift":
+        return None  # Lava's form
+    trail = rw.only_user(user.name)
+    if trail is None or trail.OP != "axon.shift" or not _passable(user):
+        return ("it is in neither Lava's form (axon.shift → axon.delay → synapse.dense → "
+                "neuron) nor slayer's (synapse.dense → neuron without bias → axon.shift)")
+    own = _own_delay(rw, syn)
+    if own is not None and _uniform(rw, own) is None:
+        return (f"it carries a delay of its own that differs per output ({own.describe()}), "
+                "and a netlist layer holds one delay vector")
+    return None
+
+
+def _own_delay(rw: Rewriter, syn: Op) -> Op | None:
+    """The output delay of the slayer-form dense layer of ``syn`` (after its shift), if any."""
+    neuron = rw.only_user(syn.name)
+    trail = rw.only_user(neuron.name) if neuron is not None else None
+    after = rw.only_user(trail.name) if trail is not None and trail.OP == "axon.shift" else None
+    return after if after is not None and after.OP == "axon.delay" else None
+
+
+def _uniform(rw: Rewriter, node: Op) -> int | None:
+    """The delay of ``node`` when it is the same for every channel, else None."""
+    value = node.delay  # type: ignore[attr-defined]
+    if not isinstance(value, ParamRef):
+        return int(value)
+    arr = np.asarray(rw.params[value.name])
+    if arr.size and np.all(arr == arr.flat[0]) and arr.flat[0] == np.floor(arr.flat[0]):
+        return int(arr.flat[0])
+    return None
 
 
 def _delay(node: Op, src: Op, k: int) -> Op:

@@ -6,9 +6,11 @@
    onto the next ``synapse.dense``, over neurons without bias (a neuron at rest with no input
    stays at rest, so it commutes with a delay), ``axon.shift`` and ``tensor.flatten`` (per-channel
    delays repeat over H·W): equal delays become that dense layer's output delay (merged with its
-   own), unequal ones its input-side per-column delay when the layer is in Lava's form
-   (``axon.shift → axon.delay → synapse.dense``, netx's per-column delays) and has no delay of
-   its own.  Otherwise a :class:`PassError` names the node and says what to do.
+   own), unequal ones its input-side per-column delay right before it (netx's per-column
+   delays), in Lava's form (``axon.shift → axon.delay → synapse.dense → neuron``) or slayer's
+   (``tensor.flatten → axon.delay → synapse.dense → neuron → axon.shift``), when the layer has
+   in ≠ out features and no delay of its own (an equal one joins every column).  Otherwise a
+   :class:`PassError` names the node and says what to do.
 3. A delay longer than ``max`` is split into the part the layer keeps and ``n`` relay layers
    appended after the delayed spikes, each ``synapse.dense`` (identity, weight 1.0) →
    ``neuron.cuba`` (relay) → ``axon.shift`` (one step) → ``axon.delay`` (≤ ``max``).  Per channel
@@ -91,7 +93,8 @@ def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]
     for name in delays:
         _floor(rw, name, notes)
     for name in delays:
-        _move_off(rw, name, target, notes)
+        if name in rw.nodes:  # (a move can absorb a later delay)
+            _move_off(rw, name, target, notes)
     for name in delays:
         if name in rw.nodes:
             _split(rw, name, opts.max, notes)

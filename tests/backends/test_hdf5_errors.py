@@ -278,6 +278,52 @@ def test_write_delay_errors(tmp_path: Path) -> None:
     _write_err(tmp_path, b, r"graph @main cannot be written|%dl \(axon.delay\): key 'delay'")
 
 
+def _two_delay_layer(pre_steps: Any, post_steps: Any) -> GraphBuilder:
+    """x → shift → [delay per column] → dense 4→3 → [delay per output] → cuba (Lava form)."""
+    b = GraphBuilder()
+    x = b.add(o.Input, "x", shape=(4,), dtype="f32")
+    x = b.add(o.Shift, "sh", [x], steps=1)
+    if pre_steps is not None:
+        x = b.add(o.Delay, "pre", [x], delay=b.param("pre.d", np.asarray(pre_steps, np.float32)))
+    x = b.add(o.Dense, "fc", [x], weight=b.param("fc.weight", np.full((3, 4), 0.5, np.float32)))
+    if post_steps is not None:
+        x = b.add(o.Delay, "post", [x], delay=post_steps)
+    x = b.add(o.Cuba, "lif", [x])
+    b.add(o.Output, "y", [x])
+    return b
+
+
+def test_a_layer_with_two_delays_is_refused_not_half_written(tmp_path: Path) -> None:
+    """netx holds one delay vector per layer: a column delay and an output delay on the same
+    layer are refused by name (the writer used to keep the first and drop the second)."""
+    _write_err(tmp_path, _two_delay_layer([1, 2, 3, 4], 2),
+               r"%post \(axon.delay\): a netlist layer holds one delay vector, but this layer "
+               r"also has %pre before its synapse; move one of them to another layer")
+    hdf5.write(_two_delay_layer([1, 2, 3, 4], None).build(), tmp_path / "pre.net")
+    with h5py.File(tmp_path / "pre.net", "r") as f:
+        assert list(f["layer/0/delay"][()]) == [1, 2, 3, 4]
+
+
+def test_slayer_form_layer_reads_column_delays_after_a_flatten(tmp_path: Path) -> None:
+    """flatten → delay → dense → cuba → shift (slayer's form, what legalize-delay leaves when
+    it moves per-channel conv delays): the delay is the dense layer's per-column vector."""
+    b = GraphBuilder()
+    x = b.add(o.Input, "x", shape=(2, 1, 2), dtype="f32")
+    x = b.add(o.Flatten, "f", [x])
+    x = b.add(o.Delay, "cols", [x], delay=b.param("cols.d", np.array([0, 5, 1, 2], np.float32)))
+    x = b.add(o.Dense, "fc", [x], weight=b.param("fc.weight", np.full((3, 4), 0.5, np.float32)))
+    x = b.add(o.Cuba, "lif", [x])
+    x = b.add(o.Shift, "s", [x])
+    b.add(o.Output, "y", [x])
+    hdf5.write(b.build(), tmp_path / "cols.net", target="loihi2")
+    with h5py.File(tmp_path / "cols.net", "r") as f:
+        assert [f[f"layer/{i}/type"][0] for i in range(2)] == [b"flatten", b"dense"]
+        assert list(f["layer/1/delay"][()]) == [0, 5, 1, 2]
+    g = hdf5.read(tmp_path / "cols.net", input_shape=(2, 1, 2))
+    assert [g[u].OP for u in ("layer1_shift", "layer1_delay", "layer1_syn")] == [
+        "axon.shift", "axon.delay", "synapse.dense"]
+
+
 def test_loihi2_rejects_what_netx_drops(tmp_path: Path) -> None:
     g = hdf5.read(_ref("sdnn_dense"))
     g = g.with_node(g["layer1"].replace(activation="tanh"))

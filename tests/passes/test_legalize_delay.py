@@ -12,7 +12,7 @@ from slayerc.driver import run_netlist
 from slayerc.errors import PassError
 from slayerc.frontend.trace import trace
 from slayerc.ir import ops
-from slayerc.ir.core import GraphBuilder
+from slayerc.ir.core import GraphBuilder, ParamRef
 from slayerc.passes import PassManager
 from slayerc.runtime.fixed import simulate
 from slayerc.runtime.interpreter import interpret
@@ -93,9 +93,76 @@ def test_conv_delays_move_to_the_dense_layer(delay, lava):
     assert torch.equal(interpret(g, x), interpret(out, x))
 
 
-def test_unequal_conv_delays_before_a_slayer_form_dense_are_rejected():
+def test_unequal_conv_delays_become_columns_of_a_slayer_form_dense(tmp_path):
+    """conv → cuba → shift → delay [1, 4] → flatten → dense → cuba → shift (slayer blocks): the
+    per-channel delays become the dense layer's per-column delays right before it; exact in
+    fixed point and float, and the netlist (netx: one delay per input column) runs the same."""
+    g, x = _conv_net([1.0, 4.0], lava_dense=False)
+    out = PassManager.from_string("legalize-delay").run(g)
+    moved = out["cd"]
+    assert moved.inputs == ("f",) and [u.name for u in out.users("cd")] == ["fc"]
+    assert np.array_equal(out.param(moved.delay), np.repeat([1.0, 4.0], 16))
+    want = simulate(g, x)["y"]
+    assert want.sum() > 0 and np.array_equal(simulate(out, x)["y"], want)
+    undelayed, _ = _conv_net([0.0, 0.0], lava_dense=False)
+    assert not np.array_equal(simulate(undelayed, x)["y"], want)  # the delays matter
+    assert torch.equal(interpret(g, x), interpret(out, x))
+    path = tmp_path / "cols.net"
+    hdf5.write(PassManager.from_string("legalize-quant").run(out), path, target="loihi2")
+    written = hdf5.read(path, input_shape=(1, 4, 4))
+    delay = next(n for n in written if n.OP == "axon.delay")
+    assert written.users(delay.name)[0].OP == "synapse.dense"
+    assert np.array_equal(written.param(delay.delay), np.repeat([1, 4], 16))
+    assert np.array_equal(run_netlist(path, x[0], input_shape=(1, 4, 4)), want[0])
+
+
+def test_an_equal_own_delay_of_the_dense_layer_joins_the_columns(tmp_path):
+    """The dense layer's own output delay of 2 (equal for every output) is 2 more steps on
+    every input column: it merges into the moved column delays, one vector, exact."""
+    g, x = _conv_net([1.0, 4.0], lava_dense=False)
+    g = _own_delay(g, 2)
+    out = PassManager.from_string("legalize-delay").run(g)
+    assert "nd" not in out.nodes
+    assert np.array_equal(out.param(out["cd"].delay), np.repeat([3.0, 6.0], 16))
+    want = simulate(g, x)["y"]
+    assert want.sum() > 0 and np.array_equal(simulate(out, x)["y"], want)
+    path = tmp_path / "merged.net"
+    hdf5.write(PassManager.from_string("legalize-quant").run(out), path, target="loihi2")
+    assert np.array_equal(run_netlist(path, x[0], input_shape=(1, 4, 4)), want[0])
+
+
+def _own_delay(g, delay):
+    """The slayer-form dense layer of ``_conv_net`` with a delay of its own after its shift."""
+    from slayerc.passes import shape_infer
+
+    nodes, params = dict(g.nodes), dict(g.params)
+    if not isinstance(delay, int):
+        params["nd.delay"] = np.asarray(delay, np.float32)
+        delay = ParamRef("nd.delay")
+    nodes["nd"] = ops.Delay(name="nd", inputs=("ns",), delay=delay)
+    nodes["y"] = g["y"].replace(inputs=("nd",))
+    nodes["y"] = nodes.pop("y")  # keep the output last
+    return shape_infer.run(g.replace(nodes=nodes, params=params))
+
+
+@pytest.mark.parametrize("case,match", [
+    ("own", r"but it carries a delay of its own that differs per output \(%nd \(axon.delay\)\), "
+            r"and a netlist layer holds one delay vector; make the delays equal, remove them or "
+            r"use target slayerc"),
+    ("square", r"but it has as many input as output features \(32\)"),
+])
+def test_unequal_conv_delays_without_a_column_form_are_refused_by_name(case, match):
     g, _ = _conv_net([1.0, 4.0], lava_dense=False)
-    with pytest.raises(PassError, match="per-column input delays"):
+    if case == "own":
+        g = _own_delay(g, [3.0, 0.0, 1.0])
+    else:
+        w = np.full((32, 32), 0.25, np.float32)  # 32 → 32: netx would read 32 delays per row
+        g = g.replace(params={**g.params, "w": w},
+                      nodes=[n.replace(shape=(32,)) if n.name in ("fc", "n", "ns", "y") else n
+                             for n in g])
+    with pytest.raises(PassError, match=r"%cd \(axon.delay\): target loihi2 cannot hold a "
+                                        r"delay on a synapse.conv layer .*per-column input "
+                                        r"delays of the next dense layer %fc, " + match):
         PassManager.from_string("legalize-delay").run(g)
     out = PassManager.from_string("legalize-delay{target=slayerc}").run(g)
     assert out["cd"].max_delay == 62
@@ -145,6 +212,33 @@ def test_conv_delay_moves_through_pools_exactly_and_compiles_for_loihi2(tmp_path
     final = PassManager.from_string("legalize-quant{target=loihi2}").run(after)
     save(final, tmp_path / "pool_delay.net")
     assert (tmp_path / "pool_delay.net").stat().st_size > 0
+
+
+def test_per_channel_conv_delays_pass_a_pool_onto_dense_columns_exactly(tmp_path):
+    """Pool → Conv(a different delay per channel) → Pool → Flatten → Dense → Dense, slayer blocks
+    (the dense block's own delays all 0, which canonicalize drops): the conv delays pass the
+    pool block and the flatten and become the dense layer's 96 column delays.  Fixed point and
+    float agree before and after, and so does the written netlist (Lava too:
+    tools/lavaref_check.py --only 'compile Pool-Conv(per-channel')."""
+    conv = np.array([0, 3, 7, 1, 12, 5], np.float64)
+    g = _up_to_legalize_delay(_with_delays(conv, np.zeros(8)))
+    after = PassManager.from_string("legalize-delay{max=62,target=loihi2}").run(g)
+    (moved,) = [n for n in after if n.OP == "axon.delay"]
+    assert after[moved.inputs[0]].OP == "tensor.flatten"
+    assert [u.OP for u in after.users(moved.name)] == ["synapse.dense"]
+    assert np.array_equal(after.param(moved.delay), np.repeat(conv, 16))
+    x = (torch.rand(2, 2, 16, 16, 160, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    want = simulate(g, x.numpy())
+    name = g.outputs[0].name
+    assert want[name].sum() > 0 and np.array_equal(simulate(after, x.numpy())[name], want[name])
+    assert torch.equal(interpret(after, x), interpret(g, x))
+    flat = _up_to_legalize_delay(_with_delays(np.zeros(6), np.zeros(8)))
+    assert not np.array_equal(simulate(flat, x.numpy())[name], want[name])  # delays matter
+    final = PassManager.from_string("legalize-quant{target=loihi2}").run(after)
+    path = tmp_path / "pool_channels.net"
+    hdf5.write(final, path, target="loihi2")
+    got = run_netlist(path, x[0].numpy(), input_shape=(2, 16, 16))
+    assert np.array_equal(got, simulate(final, x[0].numpy())[final.outputs[0].name])
 
 
 def test_per_neuron_delays_that_differ_within_a_channel_do_not_pass_a_pool():

@@ -9,6 +9,7 @@ without a shift (``synapse → neuron``).  Anything else is a :class:`BackendErr
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +91,9 @@ class _Cursor:
 def _match_layer(g: Graph, body: list[Op], i: int) -> tuple[Layer, int]:
     c = _Cursor(body, i)
     lead = c.take({"axon.shift"})
-    pre = c.take({"axon.delay"}, lead is not None)
+    # per-column delays: after the lead shift (Lava form) or, in slayer form, right after a
+    # layer that holds no delay (a flatten): ``delay → synapse → neuron → shift``
+    pre = c.take({"axon.delay"}, lead is not None or _feeds_synapse(body, c.i))
     syn = c.take(s.KIND_OF_OP)
     if syn is None:
         bad = c.peek() or body[-1]
@@ -102,6 +105,9 @@ def _match_layer(g: Graph, body: list[Op], i: int) -> tuple[Layer, int]:
     neuron = c.take(NEURONS)
     trail = c.take({"axon.shift"}, lead is None and neuron is not None)
     post = c.take({"axon.delay"}, trail is not None) or post
+    if pre is not None and post is not None:
+        raise _err(post, None, f"a netlist layer holds one delay vector, but this layer also "
+                   f"has %{pre.name} before its synapse; move one of them to another layer")
     layer = Layer(kind=s.KIND_OF_OP[syn.OP].name, anchor=neuron or syn, syn=syn, neuron=neuron,
                   delay=pre or post, delay_pre=pre is not None,
                   form="lava" if lead else "slayer" if trail else "noshift")
@@ -112,6 +118,12 @@ def _match_layer(g: Graph, body: list[Op], i: int) -> tuple[Layer, int]:
         layer.kind = "dense_rec"
     _check_form(layer, lead, trail)
     return layer, c.i
+
+
+def _feeds_synapse(body: list[Op], i: int) -> bool:
+    """Whether ``body[i]`` is a delay read by the synapse right after it."""
+    return (i + 1 < len(body) and body[i].OP == "axon.delay"
+            and body[i + 1].OP in s.KIND_OF_OP and body[i + 1].inputs[:1] == (body[i].name,))
 
 
 def _match_rec(g: Graph, add: Op, syn: Op, neuron: Op | None) -> Op:
@@ -219,6 +231,10 @@ def _match_all(g: Graph, chain: list[Op], absorb: bool) -> list[Layer]:
 
 def _ints(g: Graph, node: Op, attr: str, value: Any, unit: float) -> np.ndarray:
     """``value × unit`` as int64, which must be whole (the netlist grid)."""
+    if isinstance(value, (int, float)):  # a scalar attribute: no numpy round trip
+        x = float(value) * unit
+        if abs(x) < 2.0 ** 62 and abs(x - round(x)) <= 1e-6 * max(1.0, abs(x)):
+            return np.asarray(round(x), dtype=np.int64)
     a = np.asarray(g.value(value), dtype=np.float64) * unit
     r = np.rint(a)
     if not np.all(np.isfinite(a)) or np.any(np.abs(a - r) > 1e-6 * np.maximum(1.0, np.abs(a))):
@@ -243,11 +259,15 @@ def _sdnn_source(g: Graph, node: Op) -> Op | None:
     return last_before or first
 
 
+@functools.cache
+def _field_names(cls: type[Op]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def _key(g: Graph, neuron: Op, key: s.Key) -> Any:
     if key.kind == "const":
         return np.bool_(key.default) if isinstance(key.default, bool) else np.int64(key.default)
-    fields = {f.name for f in dataclasses.fields(neuron)}
-    source = neuron if key.attr in fields else _sdnn_source(g, neuron)
+    source = neuron if key.attr in _field_names(type(neuron)) else _sdnn_source(g, neuron)
     value = getattr(source, key.attr, None) if source is not None else None
     if key.kind == "bool":
         return np.bool_(value)

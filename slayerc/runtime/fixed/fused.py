@@ -47,32 +47,58 @@ I32_MAX = float((1 << 31) - 1)
 I64_SAFE = float(1 << 62)
 OK, NOT_INTEGER, TOO_LARGE = 0, 1, 2
 _jit = fast._jit
+try:  # pragma: no cover - with numba only
+    from numba.cpython.unsafe.numbers import trailing_zeros as _tz_bits
+except ImportError:  # pragma: no cover
+    def _tz_bits(x: Any) -> int:
+        return (int(x) & -int(x)).bit_length() - 1
+
+
+@_jit
+def _scan(src, k, xlim, idx, val):  # noqa: ANN001
+    """Append the non-zero entries of the frame ``src`` to ``idx``/``val`` from position ``k``;
+    returns the new count, or −1 (a non-integer) / −2 (``|x| > xlim``).  Blocks of 64
+    entries become a bit mask first (a vectorised compare), then only the set bits are
+    visited, so the cost follows the spikes rather than the width."""
+    n = src.shape[0]
+    one = np.uint64(1)
+    full = n - n % 64
+    for b0 in range(0, n, 64):
+        mask = np.uint64(0)
+        if b0 < full:  # a fixed trip count: unrolled and vectorised
+            blk = src[b0:b0 + 64]
+            for b in range(64):
+                mask |= np.uint64(blk[b] != 0) << np.uint64(b)
+        else:
+            for b in range(n - b0):
+                mask |= np.uint64(src[b0 + b] != 0) << np.uint64(b)
+        while mask:
+            q = b0 + np.int64(_tz_bits(mask))
+            mask &= mask - one
+            xq = src[q]
+            if xq != 1:
+                if xq != np.floor(xq):
+                    return -NOT_INTEGER
+                if abs(xq) > xlim:
+                    return -TOO_LARGE
+            idx[k] = q
+            val[k] = np.int64(xq)
+            k += 1
+    return k
 
 
 @_jit
 def _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val):  # noqa: ANN001
-    """The non-zero inputs of frames ``t0 .. t1`` of sample ``i`` as lists ``idx[ptr[f]:ptr[f+1]]``
-    (values in ``val``: exact integers); returns OK, NOT_INTEGER or TOO_LARGE.  Branch-free
-    (every entry is written, the count advances on non-zeros), since a data-dependent branch
-    at these densities mispredicts often."""
-    n_in = x.shape[2]
+    """The non-zero inputs of frames ``t0 .. t1`` of sample ``i`` (``head[t]`` before step
+    ``d``, ``x[t − d]`` from then on) as lists ``idx[ptr[f]:ptr[f+1]]`` with their values (exact
+    integers) in ``val``; returns OK, NOT_INTEGER or TOO_LARGE."""
     k = 0
     for t in range(t0, t1):
         ptr[t - t0] = k
-        src = head[t, i] if t < d else x[t - d, i]
-        odd = False
-        big = False
-        for q in range(n_in):
-            xq = src[q]
-            idx[k] = q
-            val[k] = np.int64(xq)
-            odd |= xq != np.floor(xq)
-            big |= abs(xq) > xlim
-            k += xq != 0.0
-        if odd:
-            return NOT_INTEGER
-        if big:
-            return TOO_LARGE
+        k = _scan(head[t, i], k, xlim, idx, val) if t < d else _scan(x[t - d, i], k, xlim,
+                                                                          idx, val)
+        if k < 0:
+            return -k
     ptr[t1 - t0] = k
     return OK
 
@@ -331,7 +357,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     m = out[0, 0].size if out.size else int(np.prod(neuron.shape))
     if not steps or not n:
         return True
-    xs = np.ascontiguousarray(x, np.float64).reshape(steps, n, -1)
+    xs = x.reshape(steps, n, -1)  # any strides and real dtype: the raw input is read in place
     hd = np.ascontiguousarray(head, np.float64).reshape(head.shape[0], n, xs.shape[2])
     states = fast._load_state(neuron, neuron.STATE, m)
     flat = out.reshape(steps, n, m)

@@ -100,27 +100,48 @@ class _Source:
         lo, hi = target.message_range if target is not None else (-PAYLOAD_MAX, PAYLOAD_MAX)
         self.limit = (-GRADED_INPUT_MAX, GRADED_INPUT_MAX) if self.graded else (lo, hi)
 
-    def window(self, t0: int, t1: int) -> np.ndarray:
-        """Steps ``[t0, t1)`` as float64 ``[t1 − t0, N, *shape]``, checked (see :meth:`check`)."""
-        out = np.zeros((t1 - t0, self.n, *self.shape))
+    def window(self, t0: int, t1: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Steps ``[t0, t1)`` of samples ``[lo, hi)`` as float64 ``[t1 − t0, hi − lo, *shape]``,
+        checked (see :meth:`check`)."""
+        hi = self.n if hi is None else hi
+        out = np.zeros((t1 - t0, hi - lo, *self.shape))
         keep = max(0, min(t1, self.t_in) - t0)
         if keep:
-            out[:keep] = np.moveaxis(np.asarray(self.arr[..., t0:t0 + keep], np.float64), -1, 0)
-            self.check(out[:keep], t0)
+            np.copyto(out[:keep], np.moveaxis(self.arr[lo:hi, ..., t0:t0 + keep], -1, 0),
+                      casting="unsafe")
+            self.check(out[:keep], t0, lo)
         return out
 
-    def check(self, arr: np.ndarray, t0: int) -> None:
+    def view(self, t0: int, t1: int, lo: int = 0, hi: int | None = None,
+             checked: bool = False) -> np.ndarray:
+        """As :meth:`window`, but a time-major view of the input array itself (no copy) when
+        it holds all these steps in float32 or float64; fused layers read it in place, other
+        kernels get it as float64 when they first read it (``_Run._value``).  ``checked``:
+        the caller has checked these steps already (:meth:`check_all`)."""
+        if t1 > self.t_in or self.arr.dtype not in (np.float32, np.float64):
+            return self.window(t0, t1, lo, hi)
+        part = np.moveaxis(np.asarray(self.arr[lo:hi, ..., t0:t1]), -1, 0)
+        if not checked:
+            self.check(part, t0, lo)
+        return part
+
+    def check_all(self, steps: int) -> None:
+        """:meth:`check` the first ``steps`` steps of every sample, in place (no copy)."""
+        self.check(np.moveaxis(np.asarray(self.arr[..., :steps]), -1, 0), 0)
+
+    def check(self, arr: np.ndarray, t0: int, first: int = 0) -> None:
         """Refuse NaN/inf and values whose fixed-point form the chip cannot hold (payloads
-        fed straight to a synapse: the target's message bits); name the first offending entry."""
+        fed straight to a synapse: the target's message bits); name the first offending entry
+        (``arr``'s samples are numbered from ``first``)."""
         lo, hi = self.limit
+        if not arr.size or (float(arr.min()) >= lo and float(arr.max()) <= hi):
+            return  # (NaN fails both comparisons; integer-ness is the first synapse's check)
         finite = np.isfinite(arr)
         bad = ~finite | (arr < lo) | (arr > hi)
-        if not bad.any():
-            return  # (integer-ness is the first synapse's check, which names it)
         why = "is not a finite number" if not finite.all() else "is out of range"
         t, n, *idx = (int(i) for i in np.argwhere(bad)[0])
         v = float(arr[(t, n, *idx)])
-        where = f"step {t0 + t}, sample {n}, neuron {tuple(idx)}"
+        where = f"step {t0 + t}, sample {first + n}, neuron {tuple(idx)}"
         if self.graded:
             rule = (f"values through the input layer must be finite with |x| < {hi:g} "
                     "(x·64 must fit the chip's 24-bit input)")
@@ -333,9 +354,17 @@ class _Run:
         self._release(list(fusion.members))
         return self._plain(node)
 
+    def _value(self, name: str) -> Sig:
+        """A value for an ordinary kernel: an input still read in place (:meth:`_Source.view`)
+        becomes the float64 contiguous array the kernels expect, once."""
+        sig = self.values[name]
+        if name in self.data and (sig.re.dtype != np.float64 or not sig.re.flags.c_contiguous):
+            sig = self.values[name] = Sig(np.ascontiguousarray(sig.re, np.float64), None, sig.e)
+        return sig
+
     def _plain(self, node: Op) -> Sig:
         try:
-            ins = [self.values[i] for i in node.inputs]
+            ins = [self._value(i) for i in node.inputs]
             return self.kernels[node.name].sequence(ins, self.steps, self.n, self.carry)
         except Exception as e:
             raise _fail(node, e) from e
@@ -361,7 +390,7 @@ class _Run:
             self.values[m] = _stack(trace[m])
 
     def _arg(self, name: str, now: dict[str, Sig], t: int) -> Sig:
-        return now[name] if name in now else self.values[name].at(t)
+        return now[name] if name in now else self._value(name).at(t)
 
     def _step_node(self, node: Op, now: dict[str, Sig], t: int) -> Sig:
         try:
@@ -444,13 +473,15 @@ class Simulator:
                                    + _record_names(self.g, record)))
         n = next(iter(sources.values())).n
         self._check_memory(steps_, n, names)
-        data = {k: src.window(0, steps_) for k, src in sources.items()}
+        for src in sources.values():
+            src.check_all(steps_)  # all samples before any runs (the error names the first)
         batched = any(src.batched for src in sources.values())
         checks = (self.target, self.messengers)
         size = chunk_size(self.g, steps_, n)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for lo in range(0, n, size):
-            chunk = {k: v[:, lo:lo + size] for k, v in data.items()}
+            chunk = {k: src.view(0, steps_, lo, lo + size, checked=True)
+                     for k, src in sources.items()}
             values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
                           fusions=self.fusions).run()
             for name in names:
@@ -537,7 +568,7 @@ class Stream:
         checks = (sim.target, sim.messengers)
         for t0 in range(0, self.steps, self.chunk_steps):
             t1 = min(self.steps, t0 + self.chunk_steps)
-            data = {k: src.window(t0, t1) for k, src in self.sources.items()}
+            data = {k: src.view(t0, t1) for k, src in self.sources.items()}
             values = _Run(sim.g, data, sim.kernels, sim.units, checks, self.names, 0, True,
                           t0, sim.fusions).run()
             yield {m: _export_time_major(values[m]) for m in self.names}

@@ -30,7 +30,7 @@ from slayerc.frontend.onnx.batchnorm import (
     pending_bn,
     pooled_scale,
 )
-from slayerc.frontend.onnx.model import attributes, fail
+from slayerc.frontend.onnx.model import attributes, fail, unsupported
 from slayerc.frontend.onnx.outbias import CONST_MAX
 from slayerc.frontend.onnx.scales import WEIGHT_STEP, WEIGHT_TOP, ScalePlan
 from slayerc.ir import ops
@@ -197,7 +197,7 @@ class Converter(ScalePlan):
         self.node = node
         handler = HANDLERS.get(node.op_type)
         if handler is None:
-            raise self.err(unsupported(node.op_type))
+            raise self.err(unsupported(node.op_type, HANDLERS))
         handler(self, node, attributes(node))
 
     def _relu_maxima(self) -> dict[str, float]:
@@ -567,28 +567,6 @@ def _softmax(c: Converter, node: Any, attrs: dict) -> None:
         return
     raise c.err(f"{node.op_type} in the middle of the network has no sigma-delta equivalent; "
                 "only a final Softmax can be dropped (move it out of the model)")
-
-
-ADVICE = {
-    "MaxPool": "a max of changes is not the change of the max, so a sigma-delta network "
-               "cannot compute it; use AveragePool or a strided Conv",
-    "GlobalMaxPool": "use GlobalAveragePool (a max cannot be computed from changes)",
-    "Sigmoid": "Loihi 2's sigma-delta neurons (netx) run only relu; use Relu",
-    "Tanh": "Loihi 2's sigma-delta neurons (netx) run only relu; use Relu",
-    "LeakyRelu": "the sigma-delta neuron's activations are relu/identity; use Relu",
-    "Elu": "use Relu", "Selu": "use Relu", "Gelu": "use Relu", "HardSigmoid": "use Relu",
-    "Mul": "elementwise products of two signals are not linear in their changes; fold "
-           "constant scales into the weights before export",
-    "Div": "fold constant scales into the weights before export",
-    "Sub": "fold constants into biases before export",
-    "LSTM": "recurrent ANN cells have no sigma-delta equivalent",
-}
-
-
-def unsupported(op_type: str) -> str:
-    """The message for an operator slayerc does not convert."""
-    why = ADVICE.get(op_type, "not supported")
-    return (f"{why}. Supported: {', '.join(sorted(HANDLERS))}")
 
 
 HANDLERS: dict[str, Callable[[Converter, Any, dict], None]] = {

@@ -7,7 +7,7 @@ there is one, the ONNX node (its name and ``op_type``) and says what to do.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,3 +101,25 @@ def input_dims(path: str | os.PathLike, model: Any, inits: dict[str, np.ndarray]
                        "C,H,W) for the axes after the batch")
         out[vi.name] = tuple(int(d) for d in dims[1:])
     return out
+
+
+ADVICE = {
+    "MaxPool": "a max of changes is not the change of the max, so a sigma-delta network "
+               "cannot compute it; use AveragePool or a strided Conv",
+    "GlobalMaxPool": "use GlobalAveragePool (a max cannot be computed from changes)",
+    "Sigmoid": "Loihi 2's sigma-delta neurons (netx) run only relu; use Relu",
+    "Tanh": "Loihi 2's sigma-delta neurons (netx) run only relu; use Relu",
+    "LeakyRelu": "the sigma-delta neuron's activations are relu/identity; use Relu",
+    "Elu": "use Relu", "Selu": "use Relu", "Gelu": "use Relu", "HardSigmoid": "use Relu",
+    "Mul": "elementwise products of two signals are not linear in their changes; fold "
+           "constant scales into the weights before export",
+    "Div": "fold constant scales into the weights before export",
+    "Sub": "fold constants into biases before export",
+    "LSTM": "recurrent ANN cells have no sigma-delta equivalent",
+}
+
+
+def unsupported(op_type: str, supported: Iterable[str]) -> str:
+    """The message for an operator slayerc does not convert."""
+    why = ADVICE.get(op_type, "not supported")
+    return (f"{why}. Supported: {', '.join(sorted(supported))}")

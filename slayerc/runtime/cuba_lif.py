@@ -70,16 +70,19 @@ def _scratch(name: str, shape: tuple[int, ...], device: torch.device) -> torch.T
     return buf[: math.prod(shape)].view(shape)
 
 
-def _cuba_loop(xin, keep2, uv0, level):
+def _cuba_loop(xin, keep2, uv0, level, out=None, keep=None):
     """Current and voltage in one time-major loop; returns ``[T, 2, N, *S]`` (u, pre-reset v).
 
     Per step: ``(u, v) = tz((u, v_carry)·(4096 − (Du, Dv)))`` as one stacked product,
     ``u += xin[t]``, ``v = u + v·keep`` (``keep = 0`` right after a reset) and
     ``keep = float(v < level)``; the same integers as two :func:`leaky_integrator` calls.
+    ``out`` (``[T, 2, N, *S]``) and ``keep`` (updated in place) let a caller run the time axis
+    in chunks; by default both are new.
     """
-    out = _scratch("cuba", (xin.shape[0],) + tuple(uv0.shape), xin.device)
+    if out is None:
+        out = _scratch("cuba", (xin.shape[0],) + tuple(uv0.shape), xin.device)
     us, vs = out[:, 0].unbind(0), out[:, 1].unbind(0)
-    keep = torch.ones_like(uv0[0])
+    keep = torch.ones_like(uv0[0]) if keep is None else keep
     prev = uv0
     for row, u, v, x in zip(out.unbind(0), us, vs, xin.unbind(0)):
         torch.mul(prev, keep2, out=row).trunc_()
@@ -97,22 +100,30 @@ def _cuba_exact(x, ku, u0, u, scale: int) -> bool:
     """Whether ``v``'s input ``I(S·(u/S))``, rounded through ``x``'s dtype, is ``u`` exactly.
 
     True for float64 and, for float32, when every ``|u| < 2**24``; that is settled from a
-    bound (``|u[t]| ≤ max|u0| + min(T, 1/(1−ku))·max|I(S·x)|`` for ``0 ≤ ku ≤ 1``) before
-    scanning the trace itself.  A scale that is not a power of two never round-trips exactly.
+    bound (:func:`_cuba_bound_exact`) before scanning the trace itself.  A scale that is not a
+    power of two never round-trips exactly.
     """
+    if scale & (scale - 1) or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if _cuba_bound_exact(x, ku, u0, scale):
+        return True
+    lo, hi = torch.aminmax(u)
+    return bool(max(-lo, hi) < 2.0**24)
+
+
+def _cuba_bound_exact(x, ku, u0, scale: int) -> bool:
+    """:func:`_cuba_exact` settled without the current trace: float64, or float32 with
+    ``|u[t]| ≤ max|u0| + min(T, 1/(1−ku))·max|I(S·x)| < 2**24`` (for ``0 ≤ ku ≤ 1``)."""
     if scale & (scale - 1) or x.dtype not in (torch.float32, torch.float64):
         return False
     if x.dtype == torch.float64:
         return True
     k_lo, k_hi = float(ku.min()), float(ku.max())
-    if 0 <= k_lo and k_hi <= 1:
-        lo, hi = torch.aminmax(x.detach().movedim(-1, 0))
-        steps = x.shape[-1] if k_hi == 1 else min(x.shape[-1], 1 / (1 - k_hi))
-        bound = float(u0.abs().max()) + steps * scale * max(-float(lo), float(hi))
-        if bound < 2.0**24:
-            return True
-    lo, hi = torch.aminmax(u)
-    return bool(max(-lo, hi) < 2.0**24)
+    if not (0 <= k_lo and k_hi <= 1) or x.numel() == 0:
+        return False
+    lo, hi = torch.aminmax(x.detach().movedim(-1, 0))
+    steps = x.shape[-1] if k_hi == 1 else min(x.shape[-1], 1 / (1 - k_hi))
+    return float(u0.abs().max()) + steps * scale * max(-float(lo), float(hi)) < 2.0**24
 
 
 # ------------------------------------------------------------------ compiled forward (numba)
@@ -287,14 +298,54 @@ def cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_stat
     return traces["s"], last
 
 
+_CHUNK = 32
+"""Steps per chunk of the torch loop (its float64 scratch is ``[chunk, 3, N, *S]``)."""
+
+
 def _torch_forward(x, ku, kv, u0, v0, scale, level, want_u):
-    """The torch loop of :func:`cuba_lif`'s forward: ``(u or None, v)`` as time-major views."""
-    scratch = _scratch("cuba_in", x.shape[-1:] + x.shape[:-1], x.device)
-    xin = _time_major_int_into(x, scale, scratch)
+    """The torch loop of :func:`cuba_lif`'s forward: ``(u or None, v)`` as time-major views.
+
+    Runs the time axis in chunks of :data:`_CHUNK` steps through small reused float64 scratch
+    buffers, writing each chunk's traces straight into the ``x``-dtype outputs, when the float
+    round trip of the current is known to be exact up front (:func:`_cuba_bound_exact`);
+    otherwise the whole traces go through :func:`_whole_forward`.
+    """
+    if not _cuba_bound_exact(x, ku, u0, scale):
+        return _whole_forward(x, ku, kv, u0, v0, scale, level, want_u)
+    steps, lead = x.shape[-1], tuple(x.shape[:-1])
+    v_out = torch.empty((steps,) + lead, dtype=x.dtype, device=x.device)
+    u_out = torch.empty_like(v_out) if want_u else None
+    chunk = min(steps, _CHUNK)
+    xin = _scratch("cuba_in", (chunk,) + lead, x.device)
+    rows = _scratch("cuba", (chunk, 2) + lead, x.device)
+    prev = _scratch("cuba_prev", (2,) + lead, x.device)
+    prev.copy_(torch.stack([u0, v0]))
+    keep, keep2 = torch.ones_like(u0), _keep_pair(ku, kv, x.dim())
+    xt = x.detach().movedim(-1, 0)
+    for t0 in range(0, steps, chunk):
+        n = min(chunk, steps - t0)
+        torch.mul(xt[t0:t0 + n], scale, out=xin[:n]).trunc_()
+        uv = _cuba_loop(xin[:n], keep2, prev, level, rows[:n], keep)
+        prev.copy_(uv[-1])
+        v_out[t0:t0 + n].copy_(uv[:, 1]).div_(scale).add_(0.0)
+        if u_out is not None:
+            u_out[t0:t0 + n].copy_(uv[:, 0]).div_(scale).add_(0.0)
+    return (None if u_out is None else u_out.movedim(0, -1)), v_out.movedim(0, -1)
+
+
+def _keep_pair(ku, kv, rank: int) -> torch.Tensor:
+    """``(ku, kv)`` stacked to broadcast against ``[2, N, *S]``."""
     common = torch.broadcast_shapes(ku.shape, kv.shape)
     keep2 = torch.stack([ku.expand(common), kv.expand(common)])
-    keep2 = keep2.reshape((2,) + (1,) * (x.dim() - 1 - len(common)) + common)
-    uv = _cuba_loop(xin, keep2, torch.stack([u0, v0]), level)
+    return keep2.reshape((2,) + (1,) * (rank - 1 - len(common)) + common)
+
+
+def _whole_forward(x, ku, kv, u0, v0, scale, level, want_u):
+    """:func:`_torch_forward` over whole float64 traces, replaying the unfused float round trip
+    of the current when it is not exact (float32 currents beyond 2**24, other scales)."""
+    scratch = _scratch("cuba_in", x.shape[-1:] + x.shape[:-1], x.device)
+    xin = _time_major_int_into(x, scale, scratch)
+    uv = _cuba_loop(xin, _keep_pair(ku, kv, x.dim()), torch.stack([u0, v0]), level)
     u_tm, v_tm = uv[:, 0], uv[:, 1]
     if not _cuba_exact(x, ku, u0, u_tm, scale):  # replay the unfused float round trip
         u = from_time_major(u_tm, x.dtype, scale)

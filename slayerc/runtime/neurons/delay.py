@@ -36,6 +36,8 @@ def dynamics(x, d, *, line_state=None):
     from ``line_state`` when given.  Returns ``(y, {"line_state": ...})``."""
     k = depth(d)
     move = (lambda v: axon.delay(v, d)) if torch.is_tensor(d) else (lambda v: axon.shift(v, d))
+    if not torch.is_tensor(d) and not (torch.is_grad_enabled() and x.requires_grad):
+        move = lambda v: _shift_steps(v, d)  # noqa: E731  (inference: no zero fill first)
     if k == 0:
         return move(x), {"line_state": x[..., :0].detach()}
     if line_state is None or tuple(line_state.shape) != (*x.shape[:-1], k):
@@ -47,6 +49,18 @@ def dynamics(x, d, *, line_state=None):
         tail = torch.cat([line_state.to(x.dtype), x], dim=-1)
         y = move(tail)[..., k:]
     return y, {"line_state": tail[..., -k:].detach().clone()}
+
+
+def _shift_steps(x: torch.Tensor, d) -> torch.Tensor:
+    """``y[t] = x[t − d]`` (0 before) for a whole number of steps ``d``, as
+    :func:`slayerc.runtime.axon.shift` computes it, writing each output element once."""
+    k = int(d)
+    if k <= 0 or k >= x.shape[-1]:
+        return axon.shift(x, d)
+    out = torch.empty_like(x)
+    out[..., :k] = 0
+    out[..., k:] = x[..., :-k]
+    return out
 
 
 def node_args(node: Op, value: Value) -> tuple[tuple, dict[str, Any]]:

@@ -17,7 +17,9 @@ T = 100, forward + backward + Adam on an MSE loss against a random spike target.
 Rounds interleave the contenders (so load changes hit all alike); each prints the median step
 time over all rounds, its ratio to ``slayerc``, and its peak resident memory; the load average is
 printed before and after; ``--threads K`` sets torch's threads in every contender (on 2 loaded
-cores, 2 threads can be 10× slower than 1 for every torch-based contender: measure both).
+cores, 2 threads can be 10× slower than 1 for every torch-based contender: measure both; the
+default ``auto`` takes 1 thread when the load average is at the core count, see
+:func:`auto_threads`).
 ``--load N`` starts N CPU-burning processes beside the benchmark (to
 measure steadiness under load).  Run: ``python benchmarks/peers.py [--steps N] [--rounds R]``.
 """
@@ -148,6 +150,26 @@ def _available(name: str, lavaref: Path) -> str | None:
     return sys.executable
 
 
+def auto_threads(extra: int = 0) -> int | None:
+    """The torch thread count the benchmarks use by default (``--threads auto``): 1 when the
+    1-minute load average says the cores are already taken, else None (torch's own choice).
+
+    On a busy machine every torch contender's intra-op threads wait on each other at the end
+    of each parallel region (a worker that lost its core stalls the op): measured on 2 cores at
+    load 6-9, a batch-1 forward took 0.30 s with 2 threads and 0.025 s with 1.  The library
+    itself never changes torch's global setting; users choose with ``torch.set_num_threads``.
+    ``extra`` counts busy processes about to start (the benchmark's own burners).
+    """
+    return 1 if os.getloadavg()[0] + extra >= (os.cpu_count() or 1) - 0.5 else None
+
+
+def threads_arg(value: str | None, extra: int = 0) -> int | None:
+    """``--threads``: a number, ``auto`` (:func:`auto_threads`) or ``default``/None."""
+    if value in (None, "default"):
+        return None
+    return auto_threads(extra) if value == "auto" else int(value)
+
+
 def _burn() -> None:
     while True:
         pass
@@ -174,13 +196,15 @@ def main(argv=None) -> int:
     ap.add_argument("--lavaref", type=Path, default=Path("/opt/lavaref"))
     ap.add_argument("--load", type=int, default=0, help="CPU-burning processes beside the run")
     ap.add_argument("--only", nargs="*", default=None)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads in every contender (default: torch's own choice)")
+    ap.add_argument("--threads", default="auto",
+                    help="torch threads in every contender: a number, 'auto' (1 on a busy "
+                         "machine, else torch's choice) or 'default' (torch's own choice)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        _child(args.child, args.steps, args.threads)
+        _child(args.child, args.steps, threads_arg(args.threads))
         return 0
+    args.threads = threads_arg(args.threads, args.load)
     names = args.only or ["slayerc", "slayerc-ir", "lava-dl", "snntorch", "norse",
                           "spikingjelly"]
     runners = {n: _available(n, args.lavaref) for n in names}
@@ -188,8 +212,8 @@ def main(argv=None) -> int:
     for b in burners:
         b.start()
     print(f"load average before: {'/'.join(f'{v:.2f}' for v in os.getloadavg())}; "
-          f"{args.load} burner processes; cuba Dense {'-'.join(map(str, SIZES))}, batch {N}, "
-          f"T={T}")
+          f"{args.load} burner processes; torch threads {args.threads or 'default'}; "
+          f"cuba Dense {'-'.join(map(str, SIZES))}, batch {N}, T={T}")
     results: dict[str, list[float]] = {n: [] for n in names}
     rss: dict[str, float] = {}
     try:

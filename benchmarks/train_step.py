@@ -13,7 +13,7 @@ lava-dl 0.6 slayer takes 0.066 s / 0.108 s per step on a 2-core x86_64 machine
 (``DESIGN.md``, performance anchors); the goal is 2x faster (0.033 s / 0.054 s).  The script
 prints the machine (CPU model, threads, torch version, load average) with the figures: other
 jobs on the machine inflate them, so quote them with the load.  Run:
-``python benchmarks/train_step.py [--steps N] [--repeats R] [--threads K] [--profile]
+``python benchmarks/train_step.py [--steps N] [--repeats R] [--threads K|auto] [--profile]
 [--backend torch|triton]`` (``triton`` times the fused kernels: meaningful on a GPU only).
 """
 
@@ -23,12 +23,16 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
 
 import slayerc
 import slayerc.slayer as slayer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (benchmarks/ is not a package)
 
 LAVA_DL_SECONDS = {"plain": 0.066, "learn": 0.108}
 TARGET_SPEEDUP = 2.0
@@ -97,14 +101,17 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     ap.add_argument("--repeats", type=int, default=3,
                     help="fresh networks per configuration; the median is over all steps")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", default="auto",
+                    help="torch threads: a number, 'auto' (1 on a busy machine, else torch's "
+                         "choice; peers.auto_threads) or 'default'")
     ap.add_argument("--profile", action="store_true", help="print a torch profiler table")
     ap.add_argument("--backend", default="torch", choices=("torch", "triton"),
                     help="neuron kernels of the to_module rows")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = peers.threads_arg(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     print(machine())
     print("cuba Dense 200-256-256-10, batch 32, T=100; forward + backward + Adam, wall clock")
     ways = ("eager", "to_module")

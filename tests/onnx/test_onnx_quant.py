@@ -154,3 +154,31 @@ def test_saturating_clip_is_refused_naming_the_node(tmp_path):
         slayerc.load(path)
     msg = str(e.value)
     assert "(Clip)" in msg and "saturating" in msg and "use Relu" in msg and "\n" not in msg
+
+
+class _MatMulAdd(nn.Module):
+    """Dense layers as MatMul + Add (how many exporters write a biased dense layer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.w1 = nn.Parameter(torch.randn(16, 32) * 0.25)
+        self.b1 = nn.Parameter(torch.randn(32) * 0.1)
+        self.w2 = nn.Parameter(torch.randn(32, 4) * 0.2)
+        self.b2 = nn.Parameter(torch.randn(4) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.w1 + self.b1) @ self.w2 + self.b2
+
+
+def test_balanced_plan_treats_an_add_of_a_constant_as_a_bias(tmp_path):
+    path = tmp_path / "mm.onnx"
+    _export(_MatMulAdd(), (16,), path)
+    assert "Add" in [n.op_type for n in onnx.load(str(path)).graph.node]
+    g = slayerc.load(path, ramp="balanced")
+    scale = next(n.scale for n in g if n.OP == "tensor.affine" and n.inputs == ("x",))
+    hidden = next(n for n in g if n.OP == "synapse.dense")
+    assert 64 * float(np.abs(g.param(hidden.weight)).max()) == pytest.approx(64 * scale, rel=0.1)
+    x = torch.rand(3, 16)
+    y = slayerc.interpret(g, _held(x, 8))[..., -1].detach().numpy()
+    assert _rel(y, _ref(path, x)) < 0.01

@@ -194,7 +194,7 @@ class ScalePlan:
         (127 steps; the input ``64·activation_max``) is found by water filling.  The last
         hidden layer's limit is lowered (by less than 2) so that the output synapse's largest
         weight lands on the mantissa's top step: its scale ``2^k`` moves by octaves only."""
-        if any(n.op_type in ("Add", "Sum", "Concat") for n in self.model.graph.node):
+        if not self._chain():
             return None
         top, stages, bound = self.opts.activation_max, [], math.log2(64 * x_max)
         ratio = 1 / x_kappa  # the dry run's weights are per unit of the input stream's scale
@@ -240,6 +240,14 @@ class ScalePlan:
             plan[tensor] = s * act
         return plan
 
+    def _chain(self) -> bool:
+        """Whether no node joins two data paths (Concat, or an Add/Sum of two non-constants;
+        an Add of a constant is a bias)."""
+        consts = {i.name for i in self.model.graph.initializer} | {
+            o for n in self.model.graph.node if n.op_type == "Constant" for o in n.output}
+        return not any(n.op_type == "Concat" or (n.op_type in ("Add", "Sum") and sum(
+            i not in consts for i in n.input) > 1) for n in self.model.graph.node)
+
     def _relu_of(self, tensor: str) -> str:
         """The ReLU output reached from ``tensor`` through linear ops (BatchNorm, ...)."""
         todo = [tensor]
@@ -247,7 +255,7 @@ class ScalePlan:
             for n in self.consumers.get(todo.pop(), []):
                 if n.op_type in ("Relu", "Clip"):
                     return n.output[0]
-                if n.op_type in ("BatchNormalization", "Identity", "Dropout"):
+                if n.op_type in ("BatchNormalization", "Identity", "Dropout", "Add", "Sum"):
                     todo.extend(n.output)
         return ""
 

@@ -186,7 +186,7 @@ class ScalePlan:
     def balanced_plan(self, x_name: str, x_max: float,
                       x_kappa: float) -> dict[str, float] | None:
         """Activation targets that give the input and every hidden weighted layer the same
-        resolution (mantissa steps of its largest value), for a chain (no Add or Concat).
+        resolution (mantissa steps of its largest value), for a chain (:meth:`_chain`).
 
         With ``R_0`` the input's integer maximum and ``R_l`` layer ``l``'s largest weight in
         steps, ``Σ_{j≤l} log R_j`` is at most ``B_l`` (layer ``l``'s activation at most

@@ -76,20 +76,21 @@ class LearningStat:
             self.max_accuracy = accuracy
 
     def __str__(self):
+        # lava-dl's text, character for character (its spacing included), in every case it
+        # prints; the cases where lava-dl's str() fails print the same fields the same way
         if self.loss is None:
             return ""
-        text = f"{self.loss_str} = {self.loss:11.5f}"
+        loss = f"{self.loss_str} = {self.loss:11.5f}"
         if self.min_loss is not None:
-            text += f" (min = {self.min_loss:11.5f})"
-        if self.loss_unit:
-            text += f" {self.loss_unit}"
-        if self.accuracy is not None:
-            text += f"    {self.accuracy_str} = {self.accuracy:7.5f}"
-            if self.max_accuracy is not None:
-                text += f" (max = {self.max_accuracy:7.5f})"
-            if self.accuracy_unit:
-                text += f" {self.accuracy_unit}"
-        return text
+            loss += f" (min = {self.min_loss:11.5f})"
+        if self.accuracy is None:
+            return loss
+        acc = f"{self.accuracy_str} = {self.accuracy:7.5f} "
+        if self.max_accuracy is not None:
+            acc += f"(max = {self.max_accuracy:7.5f}) "
+        if self.min_loss is None:
+            return f"{loss}  {self.loss_unit}{' ' * 24}{acc}{self.accuracy_unit}"
+        return f"{loss} {self.loss_unit}{' ' * 4}{acc}{self.accuracy_unit}"
 
     def _set_logs(self, loss_log, accuracy_log):
         """Replace the logs and recompute the best values from them."""

@@ -160,3 +160,15 @@ def test_recorded_inner_nodes_and_numba_off_run_node_by_node(
     on = Simulator(g, None).run(x, record="layers")
     for name, arr in on.items():
         np.testing.assert_array_equal(off[name], arr, err_msg=name)
+
+
+def test_samples_split_over_threads_equal_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = _net(5, delay=1, bias=True)
+    x = _spikes(6, (5, *g["inp"].shape, 10))
+    one = Simulator(g, None).run(x, record="layers")
+    monkeypatch.setattr(fused, "THREADS", 3)
+    calls = _counting(monkeypatch)
+    three = Simulator(g, None).run(x, record="layers")
+    assert calls and all(calls)
+    for name, arr in one.items():
+        np.testing.assert_array_equal(three[name], arr, err_msg=name)

@@ -29,6 +29,8 @@ int16 (netx weights have 9 bits), so that a dense layer's table stays in the L2 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,18 +172,18 @@ def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias,
 
 
 @_jit
-def _layer(head, d, x, xlim, seg_ptr, seg_base, seg_row, wflat, width, block, frames, chans,
+def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_row, wflat, width, block, frames, chans,
            shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su, sv, acc, out):  # noqa: ANN001
-    """Run the chain over ``x[T, N, I]`` (behind ``head[d, N, I]``: the input delayed by ``d``
-    steps) into ``out[T, N, M]``, from the CUBA state ``su, sv`` (``[N, M]``, updated), in
-    pieces of ``frames`` steps per sample (``acc``: ``[frames, M]``).  Returns OK, or
-    NOT_INTEGER / TOO_LARGE at the first such input (``|x| > xlim``)."""
-    steps, n, n_in = x.shape
+    """Run the chain for samples ``i0 .. i1`` over ``x[T, N, I]`` (behind ``head[d, N, I]``: the
+    input delayed by ``d`` steps) into ``out[T, N, M]``, from the CUBA state ``su, sv``
+    (``[N, M]``, updated), in pieces of ``frames`` steps per sample (``acc``: ``[frames, M]``).
+    Returns OK, or NOT_INTEGER / TOO_LARGE at the first such input (``|x| > xlim``)."""
+    steps, _, n_in = x.shape
     ptr = np.empty(frames + 1, np.int64)
     idx = np.empty(frames * n_in, np.int64)
     val = np.empty(frames * n_in, np.int64)
     tr = np.empty(acc.shape[1], np.int64)
-    for i in range(n):
+    for i in range(i0, i1):
         for t0 in range(0, steps, frames):
             t1 = min(t0 + frames, steps)
             code = _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val)
@@ -361,18 +363,41 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     hd = np.ascontiguousarray(head, np.float64).reshape(head.shape[0], n, xs.shape[2])
     states = fast._load_state(neuron, neuron.STATE, m)
     flat = out.reshape(steps, n, m)
+    frames = max(1, min(64, ACC_BYTES // (4 * m)))
+    parts = np.linspace(0, n, min(n, threads()) + 1).astype(int)
     for dtype, lim in ((np.int32, I32_MAX), (np.int64, I64_SAFE)):
-        frames = max(1, min(64, ACC_BYTES // (4 * m)))
-        acc = np.empty((frames, m), dtype)
         xlim = np.floor(lim / max(tb.reach, 1.0))
         work = [s.copy() for s in states]
-        code = _layer(hd, fusion.delay, xs, xlim, tb.seg_ptr, tb.seg_base, tb.seg_row,
-                      tb.wtab.reshape(-1), tb.wtab.shape[1], tb.block, frames, tb.chans,
-                      tb.shift, tb.bias, tb.wrap24, *fusion.params, neuron.graded, *work,
-                      acc, flat)
-        if code == OK:
+
+        def part(k: int, dtype: Any = dtype, xlim: float = xlim, work: list = work) -> int:
+            lo, hi = parts[k], parts[k + 1]
+            return _layer(hd, fusion.delay, xs, lo, hi, xlim, tb.seg_ptr, tb.seg_base,
+                          tb.seg_row, tb.wtab.reshape(-1), tb.wtab.shape[1], tb.block, frames,
+                          tb.chans, tb.shift, tb.bias, tb.wrap24, *fusion.params,
+                          neuron.graded, *work, np.empty((frames, m), dtype), flat)
+        codes = [part(0)] if len(parts) == 2 else list(_pool().map(part, range(len(parts) - 1)))
+        if all(code == OK for code in codes):
             fast._store(neuron, neuron.STATE, work)
             return True
-        if code == NOT_INTEGER:
+        if NOT_INTEGER in codes:
             return False
     return False
+
+
+THREADS = 1
+"""Threads that run a layer's samples (the compiled loops release the GIL); 0: one per CPU.
+One by default: on 2 cores shared with other work (load 7-9), two threads were slower than
+one in interleaved runs of the NMNIST-size benchmark at batch 64 (median 171 against 142
+us per sample-step); an idle machine gains from more."""
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def threads() -> int:
+    """How many threads :func:`run` splits the samples over."""
+    return THREADS if THREADS > 0 else (os.cpu_count() or 1)
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL or _POOL[0]._max_workers != threads():  # noqa: SLF001
+        _POOL[:] = [ThreadPoolExecutor(threads(), thread_name_prefix="slayerc-fused")]
+    return _POOL[0]

@@ -426,10 +426,11 @@ bytes: large batches run in groups whose signals stay in the caches (and bounded
 samples are independent, so the grouping changes no result."""
 
 
-def chunk_size(g: Graph, steps: int, n: int) -> int:
-    """How many of ``n`` samples of ``steps`` steps to simulate at once."""
+def chunk_size(g: Graph, steps: int, n: int, least: int = 1) -> int:
+    """How many of ``n`` samples of ``steps`` steps to simulate at once (at least ``least``:
+    fused layers split a group's samples over that many threads)."""
     widest = max((int(np.prod(node.shape or (), dtype=np.int64)) for node in g), default=1)
-    return max(1, min(n, CHUNK_BYTES // max(1, steps * widest * 8)))
+    return max(1, min(n, max(least, CHUNK_BYTES // max(1, steps * widest * 8))))
 
 
 def _record_names(g: Graph, record: str | Iterable[str] | None) -> list[str]:
@@ -477,7 +478,7 @@ class Simulator:
             src.check_all(steps_)  # all samples before any runs (the error names the first)
         batched = any(src.batched for src in sources.values())
         checks = (self.target, self.messengers)
-        size = chunk_size(self.g, steps_, n)
+        size = chunk_size(self.g, steps_, n, fused.threads() if self.fusions else 1)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for lo in range(0, n, size):
             chunk = {k: src.view(0, steps_, lo, lo + size, checked=True)

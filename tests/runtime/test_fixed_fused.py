@@ -172,3 +172,22 @@ def test_samples_split_over_threads_equal_one_thread(monkeypatch: pytest.MonkeyP
     assert calls and all(calls)
     for name, arr in one.items():
         np.testing.assert_array_equal(three[name], arr, err_msg=name)
+
+
+def test_scalar_conv_attributes_and_a_single_neuron_dense() -> None:
+    rng = np.random.default_rng(8)
+    b = GraphBuilder()
+    x = b.add(ops.Input, "inp", shape=(2, 7, 7), dtype="f32")
+    y = b.add(ops.Conv, "c", [x], weight=b.param("c.w", _w(rng, (3, 2, 3, 3))), stride=2,
+              padding=1, dilation=1)
+    y = b.add(ops.Cuba, "n", [y], threshold=0.25, current_decay=0.5, voltage_decay=0.125)
+    y = b.add(ops.Flatten, "f", [y])
+    y = b.add(ops.Dense, "d", [y], weight=b.param("d.w", _w(rng, (1, 48))))
+    y = b.add(ops.Cuba, "m", [y], threshold=0.25, current_decay=0.5, voltage_decay=0.125)
+    b.add(ops.Output, "out", [y])
+    g = shape_infer.run(b.build())
+    assert set(Simulator(g, None).fusions) == {"n", "m"}
+    x = _spikes(3, (4, 2, 7, 7, 9), 0.5)
+    got = Simulator(g, None).run(x, record="layers")
+    for name, arr in _unfused(g, x).items():
+        np.testing.assert_array_equal(got[name], arr, err_msg=name)

@@ -244,6 +244,10 @@ def dense_tables(kernel: Any, m: int) -> _Tables | None:
                    np.ascontiguousarray(bias, np.int64), False, reach)
 
 
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
 def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
     """Tables of a :class:`~kernels.Conv` (``synapse.conv``: stride, padding, dilation,
     groups), accumulator channel-last."""
@@ -257,9 +261,9 @@ def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
     width = cout // groups
     cin, hi, wi = in_shape
     _, ho, wo = node.shape
-    sy, sx = node.stride
-    py, px = node.padding
-    dy, dx = node.dilation
+    sy, sx = _pair(node.stride)
+    py, px = _pair(node.padding)
+    dy, dx = _pair(node.dilation)
     # every (input, tap) pair whose output position lies inside the output
     ci, yi, xi, ky, kx = (a.reshape(-1) for a in np.meshgrid(
         np.arange(cin), np.arange(hi), np.arange(wi), np.arange(kh), np.arange(kw),
@@ -338,19 +342,25 @@ def _chain(g: Graph, node: Op, kernels: dict[str, Any]) -> Fusion | None:
 
 
 def plan(g: Graph, kernels: dict[str, Any]) -> dict[str, Fusion]:
-    """Every fusable chain of ``g``, keyed by its neuron's name."""
+    """Every fusable chain of ``g``, keyed by its neuron's name.  Fusion only speeds a run up:
+    a chain whose tables cannot be built (an unforeseen attribute form) runs node by node."""
     out: dict[str, Fusion] = {}
     for node in g:
-        if node.OP == "neuron.cuba":
+        if node.OP != "neuron.cuba":
+            continue
+        try:
             fusion = _chain(g, node, kernels)
-            if fusion is not None:
-                out[node.name] = fusion
+        except Exception:  # noqa: BLE001 - the ordinary kernels then run (and report) it
+            fusion = None
+        if fusion is not None:
+            out[node.name] = fusion
     return out
 
 
 def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         out: np.ndarray) -> bool:
-    """Run the chain on the source signal ``x`` (``[T, N, *in]`` float64 integers, exponent 0)
+    """Run the chain on the source signal ``x`` (``[T, N, *in]`` integer-valued floats of any
+    strides, e.g. the caller's input array in place; exponent 0)
     delayed behind ``head`` (``[d, N, *in]``), from ``neuron``'s state (left updated);
     ``out``: ``[T, N, *shape]`` float64.  False (state untouched) when the input needs the
     ordinary path: a non-integer, or a value too large for an exact int64 accumulation."""

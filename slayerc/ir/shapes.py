@@ -33,9 +33,17 @@ def infer_shapes(g: Graph) -> Graph:
             break
     if problems:
         raise VerifyError(problems)
-    nodes = [n.replace(shape=tuple(int(d) for d in known[n.name][0]), dtype=known[n.name][1])
-             for n in g]
+    nodes = [_typed(n, known[n.name]) for n in g]
     return g.replace(nodes=nodes, facts=g.facts | {"shapes"})
+
+
+def _typed(node: Op, typed: Typed) -> Op:
+    """``node`` with its inferred type; the same object when it already has it (so a later
+    ``verify(g, since=...)`` need not check it again)."""
+    shape = tuple(int(d) for d in typed[0])
+    if node.shape == shape and node.dtype == typed[1]:
+        return node
+    return node.replace(shape=shape, dtype=typed[1])
 
 
 def _sweep(g: Graph, pending: list[Op], known: dict[str, Typed],

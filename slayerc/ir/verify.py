@@ -27,10 +27,19 @@ def verify(g: Graph, since: Graph | None = None) -> Graph:
     per-node checks then skip the nodes ``g`` shares with it unchanged.  The structure (names,
     order, cycles, io nodes) is always checked whole.
     """
+    if is_verified(g):
+        return g
     problems = list(problems_of(g, since))
     if problems:
         raise VerifyError(problems)
+    object.__setattr__(g, "_verified", True)  # (as Graph.users caches its index)
     return g
+
+
+def is_verified(g: Graph) -> bool:
+    """Whether ``verify`` passed on this graph value before (graphs are values: a graph that
+    passed once passes again, so writers and pipelines need not check it twice)."""
+    return bool(g.__dict__.get("_verified"))
 
 
 def problems_of(g: Graph, since: Graph | None = None) -> Iterator[str]:

@@ -20,7 +20,7 @@ from typing import Any
 from slayerc.errors import PassError, SlayerError
 from slayerc.ir.core import Graph
 from slayerc.ir.printer import print_graph
-from slayerc.ir.verify import verify
+from slayerc.ir.verify import is_verified, verify
 from slayerc.passes.report import Report
 
 
@@ -166,7 +166,7 @@ class PassManager:
         plan = self.check(g.facts)
         done: list[str] = []
         # the last graph verify passed: the next verify re-checks only the nodes a pass changed
-        verified: Graph | None = None
+        verified = g if is_verified(g) else None
         for index, (spec, mod, opts) in enumerate(plan):
             if self.on_pass is not None:
                 self.on_pass(index, len(plan), spec)

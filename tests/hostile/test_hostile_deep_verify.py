@@ -69,8 +69,8 @@ def test_structure_is_always_checked_whole() -> None:
 
 
 def test_pipeline_checks_each_unchanged_node_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four passes that change nothing: every neuron's check runs once (the first verify),
-    not four times."""
+    """Four passes that change nothing, on a graph not verified yet: every neuron's check runs
+    once (the first verify), not four times."""
     calls: list[str] = []
     check = o.Cuba.check
 
@@ -79,7 +79,7 @@ def test_pipeline_checks_each_unchanged_node_once(monkeypatch: pytest.MonkeyPatc
         return check(self, g)
 
     monkeypatch.setattr(o.Cuba, "check", counting)
-    g = _chain(50)
+    g = _chain(50).replace()  # a new graph value: not verified yet
     calls.clear()
     PassManager.from_string("canonicalize,canonicalize,canonicalize,canonicalize").run(g)
     assert sorted(calls) == sorted(f"lif{i}" for i in range(50))
@@ -104,3 +104,33 @@ def test_pipeline_still_names_a_pass_that_breaks_a_node(monkeypatch: pytest.Monk
     with pytest.raises(PassError, match=r"in canonicalize, after canonicalize: .*%lif3 "
                                         r"\(neuron.cuba\): 'voltage_decay' = -0.5 is below 0.0"):
         PassManager.from_string("canonicalize,canonicalize,canonicalize").run(_chain(5))
+
+
+def test_a_verified_graph_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph value that passed verify passes again without a check (the writer verifies the
+    pipeline's result; a pipeline given a verified graph starts from it), and shape inference
+    keeps the nodes whose types are known, so the pipeline's first verify skips them too."""
+    from slayerc.ir.verify import is_verified
+    from slayerc.passes import shape_infer
+
+    calls: list[str] = []
+    check = o.Cuba.check
+
+    def counting(self, g):
+        calls.append(self.name)
+        return check(self, g)
+
+    monkeypatch.setattr(o.Cuba, "check", counting)
+    g = shape_infer.run(_chain(20))
+    assert verify(g) is g and is_verified(g)
+    calls.clear()
+    assert verify(g) is g and calls == []
+    PassManager.from_string("canonicalize,canonicalize").run(g)
+    assert calls == []
+    again = shape_infer.run(g)
+    assert all(again[n.name] is n for n in g)
+    assert not is_verified(g.replace())  # a new graph value starts unverified
+    bad = g.with_node(g["lif3"].replace(current_decay=2.0))
+    with pytest.raises(VerifyError, match="'current_decay' = 2.0 is above 1.0"):
+        verify(bad)
+    assert not is_verified(bad)

@@ -7,6 +7,7 @@ helpers, all with ``loc = Loc("layer/K", <file>)``; see the package docstring fo
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -108,12 +109,17 @@ def _key_value(r: _Reader, key: s.Key, ngrp: dict, w: Where, channels: int,
     return r.param(f"{pname}.{key.attr}", ints.astype(np.float64) / unit)
 
 
+@functools.cache
+def _field_names(cls: type[ops.Op]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def _neuron(r: _Reader, ngrp: Any, w: Where, k: str, inputs: list[str], channels: int,
             role: str = "hidden", bias: ParamRef | None = None) -> str:
     if not isinstance(ngrp, dict):
         raise w.error("neuron", "expected a group")
     op, keys = _neuron_keys(r, ngrp, w, role)
-    fields = {f.name for f in dataclasses.fields(op)}
+    fields = _field_names(op)
     attrs = {}
     for key in keys:
         value = _key_value(r, key, ngrp, w, channels, f"layer{k}")

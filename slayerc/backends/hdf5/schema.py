@@ -180,6 +180,9 @@ def dataset(tree: dict, key: str, where: Where, required: bool = True,
 def as_int(v: np.ndarray, key: str, where: Where, shapes: tuple[tuple[int, ...], ...],
            lo: float = -INT_LIMIT, hi: float = INT_LIMIT) -> np.ndarray:
     """An integer array (integer dtype, or floats holding integers) of one of ``shapes``."""
+    if (v.dtype.kind in "iu" and v.size == 1 and (not shapes or v.shape in shapes)
+            and lo <= v.item() <= hi):
+        return v.astype(np.int64)  # the common case (a neuron key), without numpy reductions
     if v.dtype.kind not in "iuf" or (shapes and v.shape not in shapes):
         want = " or ".join("scalar" if s == () else str(list(s)) for s in shapes)
         raise where.error(key, f"expected integers of shape {want}, got {describe_value(v)}")

@@ -10,6 +10,11 @@ Layouts.  SNN tensors are ``[N, *S, T]`` (slayer layout, time last).  Plain torc
 gives ``[N, T, C]`` ("time-second"), and a reshape to ``[N·T, *S]`` folds time into the batch
 ("folded").  The tracer follows these moves without emitting ops, and each converter checks
 that its input has a layout it can handle.
+
+What is traced.  ``forward`` with its first argument as the input; later arguments that have
+defaults (``sparsity_monitor=None``) are fixed to them.  A model whose forward also does host
+work that has no IR form (the YOLO models' input normalisation and box decoding) defines
+``ir_forward(x)``, the part that runs on the chip, and that method is traced instead.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def _net(seed: int, delay: int = 1, graded: bool = False, bias: bool = False) ->
         return b.add(ops.Shift, f"{name}_shift", [y], steps=delay) if delay else y
 
     extra = {"bias": b.param("c1.b", _w(rng, (c1,), 40))} if bias else {}
-    strides, pads, dils = (stride, 1 + seed % 2), (pad, pad % 2), (1 + seed % 3, 1)
+    strides, pads, dils = (stride, 1 + seed % 2), (pad, pad % 2), (1 + seed % 3, 1 + seed // 2 % 2)
     y = b.add(ops.Conv, "c1", [shifted(x, "c1")], weight=b.param("c1.w", _w(rng, (c1, c0, k, k))),
               stride=strides, padding=pads, dilation=dils, **extra)
     y = b.add(ops.Cuba, "n1", [y], **lif)

@@ -19,12 +19,14 @@ int64 bound, makes the call return a code and the simulator run the chain unfuse
 names the problem); so does a run without numba.
 
 Scatter tables: every input ``i`` owns segments ``seg_ptr[i]:seg_ptr[i+1]``; segment ``s``
-adds the weight row ``wtab[seg_row[s], :L]`` to ``acc[seg_base[s] : seg_base[s] + L]``.  A
-dense layer has one segment per input (``L`` = outputs); a convolution one per kernel tap
-that lands inside the output, over the ``L`` = ``O/groups`` output channels of the input's
-group, with the accumulator channel-last (``[H, W, C]``) so those are contiguous; it is
-transposed to the neurons' ``C, H, W`` order before the neuron loop.  Weights are held as
-int16 (netx weights have 9 bits), so that a dense layer's table stays in the L2 cache.
+adds ``wflat[seg_off[s]:][:seg_len[s]]`` to ``acc[seg_base[s]:][:seg_len[s]]``.  A dense layer
+has one segment per input (its weight row).  A convolution's accumulator is channel-last
+(``[H, W, C]``), so the output channels one tap reaches are contiguous, and so are the taps of
+one input and kernel row that land on consecutive output columns: one segment each such run
+(its weights, concatenated, shared by every input with the same channel, row, first tap and
+length).  The accumulator is transposed to the neurons' ``C, H, W`` order before the neuron
+loop.  Weights are held as int16 (netx weights have 9 bits), so that a dense layer's table
+stays in the L2 cache.
 """
 
 from __future__ import annotations
@@ -106,14 +108,14 @@ def _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val):  # noqa: ANN001
 
 
 @_jit
-def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_row, wflat, width, block, acc):  # noqa: ANN001
-    """``acc[f] = Σ`` over the listed inputs of frame ``f`` of their weight segments, in column
-    blocks of ``block`` (a block of every weight row stays in cache across the frames).
+def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat, width, block,
+             acc):  # noqa: ANN001
+    """``acc[f] = Σ`` over the listed inputs of frame ``f`` of their weight segments (segment
+    ``s`` adds ``wflat[seg_off[s]:][:seg_len[s]]`` at ``seg_base[s]``), in column blocks of
+    ``block`` up to ``width`` (a block of every weight row stays in cache across the frames).
     Indices are unsigned so that the inner loop has no negative-index branch (it vectorises)."""
-    w = np.uint64(width)
     for c0 in range(0, width, block):
         lo = np.uint64(c0)
-        hi = np.uint64(min(c0 + block, width))
         for f in range(frames):
             row_acc = acc[f]
             for p in range(ptr[f], ptr[f + 1]):
@@ -121,7 +123,8 @@ def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_row, wflat, width, bl
                 xi = val[p]
                 for s in range(seg_ptr[q], seg_ptr[q + 1]):
                     base = np.uint64(seg_base[s])
-                    r0 = np.uint64(seg_row[s]) * w
+                    r0 = np.uint64(seg_off[s])
+                    hi = np.uint64(min(c0 + block, seg_len[s]))
                     if xi == 1:
                         for c in range(lo, hi):
                             row_acc[base + c] += wflat[r0 + c]
@@ -172,7 +175,8 @@ def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias,
 
 
 @_jit
-def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_row, wflat, width, block, frames, chans,
+def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_off, seg_len, wflat, width, block,
+           frames, chans,
            shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su, sv, acc, out):  # noqa: ANN001
     """Run the chain for samples ``i0 .. i1`` over ``x[T, N, I]`` (behind ``head[d, N, I]``: the
     input delayed by ``d`` steps) into ``out[T, N, M]``, from the CUBA state ``su, sv``
@@ -190,8 +194,8 @@ def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_row, wflat, width, b
             if code != OK:
                 return code
             acc[:] = 0
-            _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_row, wflat, width, block,
-                     acc)
+            _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat, width,
+                     block, acc)
             _cuba_frames(acc, t1 - t0, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded,
                          su[i], sv[i], tr, out, i, t0)
     return OK
@@ -203,20 +207,27 @@ class _Tables:
 
     seg_ptr: np.ndarray
     seg_base: np.ndarray
-    seg_row: np.ndarray
-    wtab: np.ndarray
+    seg_off: np.ndarray
+    seg_len: np.ndarray
+    wflat: np.ndarray
     chans: int
     shift: int
     bias: np.ndarray
     wrap24: bool
     reach: float
+    rows: int = 1
+
+    @property
+    def width(self) -> int:
+        """The longest segment."""
+        return int(self.seg_len.max(initial=1))
 
     @property
     def block(self) -> int:
-        """Columns per scatter block: all rows of a block fit :data:`WTAB_BYTES`."""
-        rows, width = self.wtab.shape
-        fit = (WTAB_BYTES // max(1, self.wtab.itemsize * rows)) // 16 * 16
-        return int(min(width, max(16, fit)))
+        """Columns per scatter block: a block of all ``rows`` weight rows fits
+        :data:`WTAB_BYTES` (dense layers; a convolution's table is small and one block)."""
+        fit = (WTAB_BYTES // max(1, self.wflat.itemsize * self.rows)) // 16 * 16
+        return int(min(self.width, max(16, fit)))
 
 
 def _integral(arr: np.ndarray) -> bool:
@@ -237,11 +248,12 @@ def dense_tables(kernel: Any, m: int) -> _Tables | None:
     bias = np.zeros(m) if kernel.bias is None else np.broadcast_to(kernel.bias, (m,))
     if not (_integral(w) and _integral(bias)):
         return None
-    n_in = w.shape[0]
+    n_in, n_out = w.shape
     reach = float(np.abs(w).sum(axis=0).max(initial=0.0))
     return _Tables(np.arange(n_in + 1, dtype=np.int64), np.zeros(n_in, np.int64),
-                   np.arange(n_in, dtype=np.int64), _weight_table(w), 0, int(kernel.re.weight_exp),
-                   np.ascontiguousarray(bias, np.int64), False, reach)
+                   np.arange(n_in, dtype=np.int64) * n_out, np.full(n_in, n_out, np.int64),
+                   _weight_table(w).reshape(-1), 0, int(kernel.re.weight_exp),
+                   np.ascontiguousarray(bias, np.int64), False, reach, n_in)
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -273,19 +285,35 @@ def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
     ok = (ny % sy == 0) & (nx % sx == 0) & (yo >= 0) & (yo < ho) & (xo >= 0) & (xo < wo) \
         & (ny >= 0) & (nx >= 0)
     ci, yi, xi, ky, kx, yo, xo = (a[ok] for a in (ci, yi, xi, ky, kx, yo, xo))
-    inp = (ci * hi + yi) * wi + xi  # already sorted: meshgrid order is input-major
-    group = ci // cin_g
-    seg_base = ((yo * wo + xo) * cout + group * width).astype(np.int64)
-    seg_row = ((ci * kh + ky) * kw + kx).astype(np.int64)
+    inp = (ci * hi + yi) * wi + xi
+    # Taps of one input and kernel row that land on consecutive output columns are one run of
+    # contiguous accumulator slots ([H, W, C], when one group spans all channels): one segment.
+    order = np.lexsort((xo, ky, inp))
+    ci, yi, ky, kx, yo, xo, inp = (a[order] for a in (ci, yi, ky, kx, yo, xo, inp))
+    new_run = np.ones(len(inp), bool)
+    if groups == 1 and len(inp):
+        new_run[1:] = (inp[1:] != inp[:-1]) | (ky[1:] != ky[:-1]) | (xo[1:] != xo[:-1] + 1)
+    start = np.flatnonzero(new_run)
+    length = np.diff(np.append(start, len(inp)))
+    # a run's weights depend on (input channel, ky, first kx, length) only
+    keys = np.stack([ci[start], ky[start], kx[start], length], axis=1)
+    uniq, which = np.unique(keys, axis=0, return_inverse=True)
+    sizes = uniq[:, 3] * width
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    step = sx // dx if sx % dx == 0 else 0  # kx step between consecutive output columns
+    rows = []
+    for c, y, x0, n in uniq:
+        g0, cl = (c // cin_g) * width, c % cin_g
+        rows += [w[g0:g0 + width, cl, y, x0 - j * step] for j in range(n)]
+    wflat = _weight_table(np.concatenate(rows) if rows else np.zeros(0))
+    group = ci[start] // cin_g
+    seg_base = ((yo[start] * wo + xo[start]) * cout + group * width).astype(np.int64)
     seg_ptr = np.zeros(cin * hi * wi + 1, np.int64)
-    np.cumsum(np.bincount(inp, minlength=cin * hi * wi), out=seg_ptr[1:])
-    # wtab[(ci·kh + ky)·kw + kx, c] = w[group(ci)·width + c, ci mod cin_g, ky, kx]
-    g_of = np.arange(cin) // cin_g
-    rows = w.reshape(groups, width, cin_g, kh, kw)[g_of, :, np.arange(cin) % cin_g]
-    wtab = _weight_table(rows.transpose(0, 2, 3, 1).reshape(cin * kh * kw, width))
+    np.cumsum(np.bincount(inp[start], minlength=cin * hi * wi), out=seg_ptr[1:])
     bias_full = np.broadcast_to(bias, (cout, ho, wo)).reshape(-1)
-    return _Tables(seg_ptr, seg_base, seg_row, wtab, cout, 0,
-                   np.ascontiguousarray(bias_full, np.int64), True, float(kernel.reach))
+    return _Tables(seg_ptr, seg_base, offs[which.reshape(-1)], sizes[which.reshape(-1)],
+                   wflat, cout, 0, np.ascontiguousarray(bias_full, np.int64), True,
+                   float(kernel.reach))
 
 
 @dataclass
@@ -382,7 +410,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         def part(k: int, dtype: Any = dtype, xlim: float = xlim, work: list = work) -> int:
             lo, hi = parts[k], parts[k + 1]
             return _layer(hd, fusion.delay, xs, lo, hi, xlim, tb.seg_ptr, tb.seg_base,
-                          tb.seg_row, tb.wtab.reshape(-1), tb.wtab.shape[1], tb.block, frames,
+                          tb.seg_off, tb.seg_len, tb.wflat, tb.width, tb.block, frames,
                           tb.chans, tb.shift, tb.bias, tb.wrap24, *fusion.params,
                           neuron.graded, *work, np.empty((frames, m), dtype), flat)
         codes = [part(0)] if len(parts) == 2 else list(_pool().map(part, range(len(parts) - 1)))

@@ -53,8 +53,8 @@ def problems_of(g: Graph, since: Graph | None = None) -> Iterator[str]:
 
 
 def _all_problems(g: Graph, since: Graph | None) -> Iterator[str]:
-    yield from _structure(g)
-    fresh = list(g) if since is None else [n for n in g if not _unchanged(g, since, n)]
+    fresh = list(g) if since is None else _fresh(g, since)
+    yield from _structure(g, None if since is None else {n.name for n in fresh})
     for node in fresh:
         yield from _node_params(g, node)
         yield from node.check(g)
@@ -64,18 +64,22 @@ def _all_problems(g: Graph, since: Graph | None) -> Iterator[str]:
         yield f"graph: unknown fact '{fact}' (known: {', '.join(FACTS)})"
 
 
-def _unchanged(g: Graph, since: Graph, node: Op) -> bool:
-    """Whether ``node`` is in ``since`` as the same object, reading the same arrays and nodes."""
-    old, new = since.nodes, g.nodes
-    if old.get(node.name) is not node:
-        return False
-    if any(since.params.get(ref.name) is not g.params.get(ref.name)
-           for _, ref in node.param_refs()):
-        return False
-    return all(old.get(src) is new.get(src) for src in node.inputs)
+def _fresh(g: Graph, since: Graph) -> list[Op]:
+    """The nodes of ``g`` to check again: new objects, nodes reading a new, replaced or removed
+    parameter array, and nodes reading a node that is new or gone (set operations, so an
+    unchanged node costs a few dictionary lookups)."""
+    old = since.nodes
+    changed = {k for k, n in g.nodes.items() if old.get(k) is not n} | (old.keys() - g.nodes)
+    arrays = {k for k, a in g.params.items() if since.params.get(k) is not a}
+    arrays |= since.params.keys() - g.params
+    return [n for k, n in g.nodes.items()
+            if k in changed or not changed.isdisjoint(n.inputs)
+            or (arrays and any(ref.name in arrays for _, ref in n.param_refs()))]
 
 
-def _structure(g: Graph) -> Iterator[str]:
+def _structure(g: Graph, fresh: set[str] | None) -> Iterator[str]:
+    """Names, order and inputs (``fresh``: the nodes whose own name and arity need a look;
+    None: all)."""
     seen: dict[str, int] = {}
     for pos, (key, node) in enumerate(g.nodes.items()):
         if key != node.name:
@@ -83,9 +87,10 @@ def _structure(g: Graph) -> Iterator[str]:
         if node.name in seen:
             yield f"{node.describe()}: duplicate node name (also node #{seen[node.name]})"
         seen.setdefault(node.name, pos)
-        if not NAME_RE.match(node.name):
+        new = fresh is None or key in fresh
+        if new and not NAME_RE.match(node.name):
             yield f"{node.describe()}: invalid node name (use letters, digits and '_')"
-        yield from _inputs(g, node, pos, seen)
+        yield from _inputs(g, node, seen, new)
     outputs = _output_readers(g)
     if not outputs:
         yield "graph: no io.output node; mark what the graph computes with io.output"
@@ -108,12 +113,12 @@ def _output_readers(g: Graph) -> dict[str, list[Op]]:
     return outputs
 
 
-def _inputs(g: Graph, node: Op, pos: int, seen: dict[str, int]) -> Iterator[str]:
-    arity = node.ARITY
+def _inputs(g: Graph, node: Op, seen: dict[str, int], new: bool) -> Iterator[str]:
+    arity = node.ARITY if new else None  # (an unchanged node's arity was checked before)
     if arity is not None and len(node.inputs) != arity:
         yield f"{node.describe()}: takes {arity} input{'s' if arity != 1 else ''}, " \
               f"got {len(node.inputs)}"
-    if arity is None and len(node.inputs) < 2:
+    if new and node.ARITY is None and len(node.inputs) < 2:
         yield f"{node.describe()}: takes two or more inputs, got {len(node.inputs)}"
     for src in node.inputs:
         if src not in g.nodes:

@@ -49,6 +49,15 @@ def test_a_replaced_parameter_array_is_checked_again() -> None:
     assert p == "%fc2 (synapse.dense): parameter @fc2.weight ('weight') holds inf or nan"
 
 
+def test_a_removed_parameter_array_is_noticed() -> None:
+    """``fc1`` is the same object, but its weight is gone from the graph's parameters."""
+    g = _chain(3)
+    params = dict(g.params)
+    del params["fc1.weight"]
+    assert _problems(g.replace(params=params), g) == [
+        "%fc1 (synapse.dense): attribute 'weight' refers to missing parameter @fc1.weight"]
+
+
 def test_a_node_whose_input_changed_is_checked_again() -> None:
     """``fc1`` is the same object, but its producer now gives 5 features: its shape rule must
     run again (the stored types claim the 'shapes' fact)."""

@@ -15,7 +15,7 @@ values: a row per setting, to compare them side by side; ``default`` is torch's 
 the default ``auto`` picks 1 when the machine is as busy as it has cores, see
 :func:`peers.auto_threads`),
 ``--load N`` starts N CPU-burning processes beside the run, ``--quick`` is a shorter run
-(about a minute on 2 quiet cores: T = 200, one round, one timed forward each).
+(under a minute on 2 cores: T = 200, one round, three timed forwards each).
 
 Run: ``python benchmarks/infer_speed.py [--quick] [--load 2] [--threads 1]``.
 """
@@ -74,7 +74,7 @@ def _load() -> str:
 
 def _table(names, batches, steps, results, rss, runners, base_name) -> None:
     """Median seconds per forward, steps per second, ratio to ``base_name``, peak RSS."""
-    print(f"{'contender':<14}{'batch':>6}{'median s':>11}{'steps/s':>10}{'samples·steps/s':>17}"
+    print(f"{'contender':<20}{'batch':>6}{'median s':>11}{'steps/s':>10}{'samples·steps/s':>17}"
           f"{'vs slayerc':>12}{'RSS MB':>8}")
     for batch in batches:
         key = str(batch)
@@ -84,11 +84,11 @@ def _table(names, batches, steps, results, rss, runners, base_name) -> None:
             got = results.get(name, {}).get(key)
             if not got:
                 why = "not installed" if runners[name] is None else "failed"
-                print(f"{name:<14}{batch:>6}{why:>11}")
+                print(f"{name:<20}{batch:>6}{why:>11}")
                 continue
             med = statistics.median(got)
             ratio = f"{med / base_med:.2f}x" if base_med else "-"
-            print(f"{name:<14}{batch:>6}{med:>11.4f}{steps / med:>10.0f}"
+            print(f"{name:<20}{batch:>6}{med:>11.4f}{steps / med:>10.0f}"
                   f"{batch * steps / med:>17.0f}{ratio:>12}{rss.get(name, 0):>8.0f}")
 
 
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--repeats", type=int, default=3, help="timed forwards per round")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="T=200, 1 round, 1 timed forward")
+    ap.add_argument("--quick", action="store_true", help="T=200, 1 round, 3 timed forwards")
     ap.add_argument("--lavaref", type=Path, default=Path("/opt/lavaref"))
     ap.add_argument("--load", type=int, default=0, help="CPU-burning processes beside the run")
     ap.add_argument("--only", nargs="*", default=None)
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.rounds, args.repeats = 200, 1, 1
+        args.steps, args.rounds, args.repeats = 200, 1, 3
     if args.child:
         _child(args.child, args.steps, args.batches, args.repeats,
                int(args.threads[0]) if args.threads else None)

@@ -35,10 +35,12 @@ Gradients (the surrogate rules of lava-dl, with the decay gradient corrected):
   ``∂L/∂Sn = Σ (−g_re[t]·im[t−1] + g_im[t]·re[t−1]) / 4096`` (lava-dl: 4096× too large).
 * Adaptive threshold and refractory states carry no gradient (as lava-dl).
 
-Performance (CUBA): :func:`cuba_lif` runs both integrators in one loop with five operations per
-step on recycled scratch buffers, and hands back ``[N, *S, T]`` views of time-major storage
-(:func:`is_time_major`); the dense synapse, the blocks' one-step delay and the axonal delay keep
-that layout, so a CUBA network does no transposing copies between layers.
+Performance (CUBA): :func:`cuba_lif` runs both integrators in one loop, compiled with numba for
+float32 CPU inputs (bit-identical to the torch loop, which runs otherwise: five operations per
+step, in chunks of 32 steps on small recycled scratch buffers), and hands back ``[N, *S, T]``
+views of time-major storage (:func:`is_time_major`); the dense synapse, the blocks' one-step
+delay and the axonal delay keep that layout in training.  Inference (no autograd) keeps the
+input's time-last layout instead (:func:`slayerc.runtime.cuba_lif.cuba_lif_spikes`).
 """
 
 from __future__ import annotations

@@ -191,3 +191,22 @@ def test_scalar_conv_attributes_and_a_single_neuron_dense() -> None:
     got = Simulator(g, None).run(x, record="layers")
     for name, arr in _unfused(g, x).items():
         np.testing.assert_array_equal(got[name], arr, err_msg=name)
+
+
+@pytest.mark.parametrize("width", [1, 7, 40])
+def test_dense_rows_four_at_a_time_with_payloads(width: int) -> None:
+    rng = np.random.default_rng(width)
+    b = GraphBuilder()
+    x = b.add(ops.Input, "inp", shape=(23,), dtype="f32")
+    y = b.add(ops.Shift, "s", [x], steps=1)
+    y = b.add(ops.Dense, "d", [y], weight=b.param("d.w", _w(rng, (width, 23), 250)))
+    y = b.add(ops.Cuba, "n", [y], threshold=0.25, current_decay=0.5, voltage_decay=0.125,
+              graded=True)
+    b.add(ops.Output, "out", [y])
+    g = shape_infer.run(b.build())
+    assert set(Simulator(g, None).fusions) == {"n"}
+    spikes = _spikes(width, (3, 23, 12), 0.6)
+    payloads = spikes * rng.integers(-5, 6, spikes.shape)  # 0/1 rows and others mixed
+    for x in (spikes, payloads):
+        got = Simulator(g, None).run(x, record="layers")
+        np.testing.assert_array_equal(got["n"], _unfused(g, x)["n"])

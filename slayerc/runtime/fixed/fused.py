@@ -45,8 +45,6 @@ from slayerc.runtime.fixed import neurons as nk
 
 ACC_BYTES = 1 << 17
 """Size of the accumulator of the frames scattered together (stays in the L2 cache)."""
-WTAB_BYTES = 1 << 19
-"""Weights one column block may span (so that a block stays in the L2 cache)."""
 I32_MAX = float((1 << 31) - 1)
 I64_SAFE = float(1 << 62)
 OK, NOT_INTEGER, TOO_LARGE = 0, 1, 2
@@ -108,29 +106,55 @@ def _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val):  # noqa: ANN001
 
 
 @_jit
-def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat, width, block,
-             acc):  # noqa: ANN001
+def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat, acc):  # noqa: ANN001
     """``acc[f] = Σ`` over the listed inputs of frame ``f`` of their weight segments (segment
-    ``s`` adds ``wflat[seg_off[s]:][:seg_len[s]]`` at ``seg_base[s]``), in column blocks of
-    ``block`` up to ``width`` (a block of every weight row stays in cache across the frames).
-    Indices are unsigned so that the inner loop has no negative-index branch (it vectorises)."""
-    for c0 in range(0, width, block):
-        lo = np.uint64(c0)
-        for f in range(frames):
-            row_acc = acc[f]
-            for p in range(ptr[f], ptr[f + 1]):
-                q = idx[p]
-                xi = val[p]
-                for s in range(seg_ptr[q], seg_ptr[q + 1]):
-                    base = np.uint64(seg_base[s])
-                    r0 = np.uint64(seg_off[s])
-                    hi = np.uint64(min(c0 + block, seg_len[s]))
-                    if xi == 1:
-                        for c in range(lo, hi):
-                            row_acc[base + c] += wflat[r0 + c]
-                    else:
-                        for c in range(lo, hi):
-                            row_acc[base + c] += xi * wflat[r0 + c]
+    ``s`` adds ``wflat[seg_off[s]:][:seg_len[s]]`` at ``seg_base[s]``).  Indices are unsigned
+    so that the inner loop has no negative-index branch (it vectorises)."""
+    for f in range(frames):
+        row_acc = acc[f]
+        for p in range(ptr[f], ptr[f + 1]):
+            q = idx[p]
+            xi = val[p]
+            for s in range(seg_ptr[q], seg_ptr[q + 1]):
+                base = np.uint64(seg_base[s])
+                r0 = np.uint64(seg_off[s])
+                if xi == 1:
+                    for c in range(np.uint64(seg_len[s])):
+                        row_acc[base + c] += wflat[r0 + c]
+                else:
+                    for c in range(np.uint64(seg_len[s])):
+                        row_acc[base + c] += xi * wflat[r0 + c]
+
+
+@_jit
+def _scatter_rows(frames, ptr, idx, val, wflat, width, acc):  # noqa: ANN001
+    """A dense layer's accumulation (one weight row per input, all at offset 0): spiking rows
+    are added four at a time, so the accumulator is loaded and stored once per four rows (the
+    one-row loop is bound by those stores).  Exact: the int32 sums are those of the one-row
+    loop, reordered, and stay below the bound that chose int32."""
+    uw = np.uint64(width)
+    pend = np.empty(4, np.uint64)
+    for f in range(frames):
+        row = acc[f]
+        k = 0
+        for p in range(ptr[f], ptr[f + 1]):
+            r = np.uint64(idx[p]) * uw
+            xi = val[p]
+            if xi != 1:
+                for c in range(uw):
+                    row[c] += xi * wflat[r + c]
+                continue
+            pend[k] = r
+            k += 1
+            if k == 4:
+                r0, r1, r2, r3 = pend[0], pend[1], pend[2], pend[3]
+                for c in range(uw):
+                    row[c] += wflat[r0 + c] + wflat[r1 + c] + wflat[r2 + c] + wflat[r3 + c]
+                k = 0
+        for j in range(k):
+            r = pend[j]
+            for c in range(uw):
+                row[c] += wflat[r + c]
 
 
 @_jit
@@ -175,7 +199,7 @@ def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias,
 
 
 @_jit
-def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_off, seg_len, wflat, width, block,
+def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_off, seg_len, wflat, width,
            frames, chans,
            shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su, sv, acc, out):  # noqa: ANN001
     """Run the chain for samples ``i0 .. i1`` over ``x[T, N, I]`` (behind ``head[d, N, I]``: the
@@ -194,8 +218,11 @@ def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_off, seg_len, wflat,
             if code != OK:
                 return code
             acc[:] = 0
-            _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat, width,
-                     block, acc)
+            if chans == 0:  # dense
+                _scatter_rows(t1 - t0, ptr, idx, val, wflat, width, acc)
+            else:
+                _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat,
+                         acc)
             _cuba_frames(acc, t1 - t0, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded,
                          su[i], sv[i], tr, out, i, t0)
     return OK
@@ -215,19 +242,11 @@ class _Tables:
     bias: np.ndarray
     wrap24: bool
     reach: float
-    rows: int = 1
 
     @property
     def width(self) -> int:
         """The longest segment."""
         return int(self.seg_len.max(initial=1))
-
-    @property
-    def block(self) -> int:
-        """Columns per scatter block: a block of all ``rows`` weight rows fits
-        :data:`WTAB_BYTES` (dense layers; a convolution's table is small and one block)."""
-        fit = (WTAB_BYTES // max(1, self.wflat.itemsize * self.rows)) // 16 * 16
-        return int(min(self.width, max(16, fit)))
 
 
 def _integral(arr: np.ndarray) -> bool:
@@ -253,7 +272,7 @@ def dense_tables(kernel: Any, m: int) -> _Tables | None:
     return _Tables(np.arange(n_in + 1, dtype=np.int64), np.zeros(n_in, np.int64),
                    np.arange(n_in, dtype=np.int64) * n_out, np.full(n_in, n_out, np.int64),
                    _weight_table(w).reshape(-1), 0, int(kernel.re.weight_exp),
-                   np.ascontiguousarray(bias, np.int64), False, reach, n_in)
+                   np.ascontiguousarray(bias, np.int64), False, reach)
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -410,7 +429,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         def part(k: int, dtype: Any = dtype, xlim: float = xlim, work: list = work) -> int:
             lo, hi = parts[k], parts[k + 1]
             return _layer(hd, fusion.delay, xs, lo, hi, xlim, tb.seg_ptr, tb.seg_base,
-                          tb.seg_off, tb.seg_len, tb.wflat, tb.width, tb.block, frames,
+                          tb.seg_off, tb.seg_len, tb.wflat, tb.width, frames,
                           tb.chans, tb.shift, tb.bias, tb.wrap24, *fusion.params,
                           neuron.graded, *work, np.empty((frames, m), dtype), flat)
         codes = [part(0)] if len(parts) == 2 else list(_pool().map(part, range(len(parts) - 1)))

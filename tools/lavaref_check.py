@@ -40,7 +40,7 @@ LOWER = "shape-infer,lower-pool{target=loihi2}"
 #: NIR files (tests/data/nir) compiled for loihi2: dense, recurrent (a dense_rec layer), conv
 #: (Conv2d → LIF → AvgPool2d → Flatten → Linear → LIF: the pool has no neuron of its own).
 NIR_CASES = ["snntorch_dense", "snntorch_dense_exact", "snntorch_recurrent", "snntorch_conv",
-             "snntorch_cuba", "norse_lif_cuba"]
+             "snntorch_cuba", "norse_lif_cuba", "norse_export_lif_cuba"]
 NIR_DATA = ROOT / "tests" / "data" / "nir"
 #: ONNX test models (tests/onnx/onnx_models.py) and their input shapes: dense, and conv with
 #: per-channel biases (PilotNet-style); the CNN adds batch norm and a lowered average pool.
@@ -80,6 +80,7 @@ def _compare(net: Path, inp: Path, lava_out: Path, lava_layers: Path) -> str:
     shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
     out, layers = run_netlist(net, x, all_layers=True, **shape)
     lava = np.load(lava_out)
+    lava = lava.transpose(2, 1, 0, 3) if lava.ndim == 4 else lava  # netx: (W, H, C, T)
     la = np.load(lava_layers)
     same_layers = sorted(la.files) == sorted(layers) and all(
         np.array_equal(la[k].transpose(2, 1, 0, 3) if la[k].ndim == 4 else la[k], layers[k])
@@ -135,6 +136,10 @@ def main() -> int:
     kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
     np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
     jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
+    kp_in = tmp / "yolo_kp_3x64x64.npy"  # a static frame: the sigma-delta YOLO-KP's chip part
+    np.save(kp_in, np.random.default_rng(0).random((3, 64, 64, 1)).repeat(12, -1).astype(
+        np.float32))
+    jobs.append(("compile obd yolo_kp (trained norms: biases)", _yolo_kp, kp_in, 12))
     for case in LAVA_CASES:  # read, fine-tuned through to_module, legalized, written
         x = np.load(ref / f"{case}.input.npy")
         shape = {"input_shape": tuple(x.shape[:-1])} if x.ndim == 4 else {}
@@ -371,6 +376,22 @@ def _recurrent_kwta():
 
     torch.manual_seed(0)
     return _compiled(trace(models.RecurrentKWTA(), torch.zeros(1, 20, 30)))
+
+
+def _yolo_kp():
+    """slayer.obd's YOLO-KP with mean-only norms as training leaves them (non-zero running
+    means: sigma-delta neuron biases, put in Lava's form by legalize-layers), its ir_forward
+    traced and compiled for loihi2."""
+    import slayerc.slayer as slayer
+    from slayerc.driver import compile_model
+
+    torch.manual_seed(0)
+    net = slayer.obd.models.yolo_kp.Network(num_classes=2)
+    gen = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, slayer.neuron.norm.MeanOnlyBatchNorm):
+            m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) * 0.2 - 0.1)
+    return compile_model(net.eval(), torch.rand(1, 3, 64, 64, 3)).graph
 
 
 def _torch_cnn():

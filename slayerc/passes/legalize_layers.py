@@ -33,10 +33,13 @@ The pass rewrites the graph into Lava's form and says what that costs:
    the effect.  Networks of slayer blocks behind an ``Input`` block keep latency 0 on every
    neuron, so their biases stay exact.
 
-Chains with sigma-delta layers (the writer stores them without a step, as lava-dl does) and
-graphs that are not one chain are left as they are; a chain that needs new steps but carries
-axonal delays, persistent (streaming) or multi-step shifts is left too, with a warning (moving
-those is not exact).  A KWTA's lateral input carries a bias (``q(b)``) and counts as one.
+Chains with sigma-delta layers are stored without a step, as lava-dl does, unless a sigma-delta
+neuron has a bias (a trained mean-only norm): such a chain is put in Lava's form like any other,
+with the same head-start warning (a sigma-delta network settles to the same values on a static
+input; only the first steps differ).  Graphs that are not one chain are left as they are; a
+chain that needs new steps but carries axonal delays, persistent (streaming) or multi-step
+shifts is left too, with a warning (moving those is not exact).  A KWTA's lateral input carries
+a bias (``q(b)``) and counts as one.
 
 Before (a torch Conv2d + BatchNorm2d, folded, feeding a cuba neuron)::
 
@@ -226,12 +229,14 @@ def _timing(rw: Rewriter, opts: Options, notes: list[Note], values: dict[str, fl
     """Put the main chain in Lava's form if needed; False when it had to be left as it is."""
     g = rw.graph()
     chain = _chain(g)
-    if chain is None or any(n.OP in SDNN for n in chain):
-        return True  # not a netlist chain, or stored without steps: the writer judges
+    if chain is None:
+        return True  # not a netlist chain: the writer judges
     syns = [n for n in chain if n.OP in ops.SYNAPSE_OPS]
     steps = [n for n in chain if n.OP == "axon.shift" and n.steps == 1]  # type: ignore[attr-defined]
     lava_form = all(_lead_shift(g, s) is not None for s in syns) and len(steps) == len(syns)
     biased = [n for n in chain if _biased(g, n)]
+    if any(n.OP in SDNN for n in chain) and not biased:
+        return True  # sigma-delta: stored without steps, as lava-dl does
     if not syns or lava_form or (len(steps) >= len(syns) and not biased):
         return True
     fixed = [n for n in chain if n.OP == "axon.delay" or (n.OP == "axon.shift" and not _movable(n))]

@@ -265,3 +265,35 @@ def test_alif_takes_a_synapse_bias_exactly_whatever_its_current_decay():
     want = interpret(g, x)
     assert 0 < want.mean() < 1
     assert torch.equal(interpret(out, x), want)
+
+
+def _sdnn_chain(bias: bool) -> Graph:
+    """delta → dense → sigma_delta(bias?) → dense → sigma_delta → sigma: lava-dl's stepless
+    SDNN form."""
+    rng = np.random.default_rng(1)
+    b = GraphBuilder(facts={"shapes"})
+    x = b.add(ops.Input, "x", shape=(6,))
+    d = b.add(ops.Delta, "enc", [x], threshold=1 / 64)
+    s1 = b.add(ops.Dense, "d1", [d], weight=b.param("w1", _rng_w(rng, 8, 6, scale=0.4)))
+    extra = {"bias": b.param("n1.b", rng.normal(0, 0.2, 8).astype(np.float32))} if bias else {}
+    n1 = b.add(ops.SigmaDelta, "n1", [s1], threshold=1 / 64, **extra)
+    s2 = b.add(ops.Dense, "d2", [n1], weight=b.param("w2", _rng_w(rng, 3, 8, scale=0.4)))
+    n2 = b.add(ops.SigmaDelta, "n2", [s2], threshold=1 / 64, activation="identity")
+    sig = b.add(ops.Sigma, "dec", [n2])
+    b.add(ops.Output, "y", [sig])
+    return PassManager.from_string("shape-infer").run(b.build())
+
+
+def test_biased_sdnn_chain_moves_to_lava_form_and_settles_to_the_same_values():
+    g = _sdnn_chain(bias=True)
+    out, values, lines = _run(g)
+    syns = [n for n in out if n.OP == "synapse.dense"]
+    assert all(out[s.inputs[0]].OP == "axon.shift" for s in syns)
+    assert values["y.latency"] == 2.0 and values["n1.latency"] == 1.0
+    assert sum("bias head-start" in line and "%n1" in line for line in lines) == 1
+    x = torch.rand(1, 6, 1, generator=torch.Generator().manual_seed(0)).repeat(1, 1, 40)
+    want, got = interpret(g, x)[..., -1], interpret(out, x)[..., -1]
+    torch.testing.assert_close(got, want, atol=3 / 64, rtol=0)  # a few thresholds: settled
+    assert want.abs().max() > 0.1
+    plain, _, _ = _run(_sdnn_chain(bias=False))
+    assert not any(n.OP == "axon.shift" for n in plain)  # no bias: lava-dl's form stays

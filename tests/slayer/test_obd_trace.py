@@ -128,10 +128,34 @@ def test_yolo_kp_compiles_for_loihi2(tmp_path):
     assert len(convs) == 10  # nine conv blocks and the 1x1 head conv
 
 
-def test_yolo_kp_with_a_trained_norm_is_refused_for_a_netlist_with_a_reason(tmp_path):
+def test_yolo_kp_with_trained_norms_compiles_in_lavas_form(tmp_path):
+    """Trained mean-only norms are sigma-delta neuron biases: legalize-layers puts the chain in
+    Lava's form (one step before each synapse) and warns of each bias head-start; netx + Lava
+    run the netlist exactly as slayerc (tools/lavaref_check.py, 'compile obd yolo_kp')."""
+    from slayerc.driver import compile_model
+
     torch.manual_seed(0)
     net = slayer.obd.models.yolo_kp.Network(num_classes=2)
-    _settle_norms(net, torch.rand(1, 3, 64, 64, 2))
+    _settle_norms(net, torch.rand(1, 3, 32, 32, 2))
     _trained_norms(net)
-    with pytest.raises(slayerc.errors.SlayerError, match="bias"):
-        slayerc.compile(net, torch.rand(1, 3, 64, 64, 2), output=tmp_path / "k.net")
+    out = tmp_path / "k.net"
+    done = compile_model(net, torch.rand(1, 3, 32, 32, 2), output=out)
+    g = done.graph
+    syns = [n for n in g if n.OP == "synapse.conv"]
+    biased = [n for n in g if n.OP == "neuron.sigma_delta" and n.bias is not None]
+    assert len(syns) == 10 and len(biased) == 9
+    assert all(g[s.inputs[0]].OP == "axon.shift" for s in syns)  # Lava's form
+    assert done.output_latency == len(syns)
+    warned = [ln for r in done.passes.reports for ln in r.lines(warnings_only=True)
+              if "bias head-start" in ln]
+    assert sorted(w.split("%")[1].split(" ")[0] for w in warned) == sorted(
+        n.name for n in biased)
+    back = slayerc.load(out)
+    assert sum(n.OP == "neuron.sigma_delta" and n.bias is not None for n in back) == 9
+
+
+def test_sdnn_chain_without_biases_keeps_lava_dls_stepless_form(tmp_path):
+    torch.manual_seed(0)
+    net = slayer.obd.models.yolo_kp.Network(num_classes=2).eval()  # zero norms: no bias
+    g = slayerc.compile(net, torch.rand(1, 3, 32, 32, 2))
+    assert not any(n.OP == "axon.shift" for n in g)

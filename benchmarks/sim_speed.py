@@ -8,7 +8,8 @@ Bernoulli(0.1) spikes.
 
 Reported per netlist and batch size (1 and 64): the *marginal* time per simulated step, i.e.
 ``(t(T2) − t(T1)) / (T2 − T1)`` for two run lengths, so that preparation and start-up cancel;
-each length is warmed up once and timed as the median of ``--repeat`` runs.  Lava (when
+each length is warmed up once and timed as the median of ``--repeat`` runs, once before and
+once after Lava's measurement (the median of the two is reported).  Lava (when
 ``/opt/lavaref`` exists; ``bash shared/tools/lavaref/setup.sh``) is measured in the same run the
 same way, in a subprocess through ``shared/tools/lavaref/netx_run.py``, batch 1 (Lava runs one
 sample at a time); its output is checked against slayerc's bit for bit.  Ratios: Lava's
@@ -39,7 +40,7 @@ from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.passes import shape_infer
 from slayerc.runtime.fixed import fast
-from slayerc.runtime.fixed_point import Simulator
+from slayerc.runtime.fixed_point import Simulator, layer_nodes
 
 LAVAREF = Path("/opt/lavaref/bin/python")
 NETX_RUN = Path(__file__).resolve().parents[1] / ".." / "shared" / "tools" / "lavaref"
@@ -181,13 +182,18 @@ def compare(name: str, g: Graph, net: Path, shape: tuple[int, ...], args: argpar
             lava_lengths: tuple[int, int]) -> None:
     """One table row per batch size, with Lava's figure measured in between."""
     sim = Simulator(g)
+    fused = len(getattr(sim, "fusions", ()))
+    print(f"  {name}: {fused} of {len(layer_nodes(g))} layers run fused (shift -> synapse -> "
+          "cuba as one compiled loop)")
     lengths = (100, 300) if not args.quick else (50, 150)
-    per_step = {1: [marginal(sim, shape, 1, lengths, args.repeat)]}
+    # each batch size measured before and after Lava (median of the two): on a shared machine
+    # the load changes within a minute, and this way both sides see the same spells
+    per_step = {b: [marginal(sim, shape, b, lengths, args.repeat)] for b in (1, 64)}
     lava = None if args.no_lava else lava_marginal(
         net, spikes(shape, 1, lava_lengths[1])[0], lava_lengths, args.lava_repeat,
         args.lava_timeout)
-    per_step[1].append(marginal(sim, shape, 1, lengths, args.repeat))  # interleaved
-    per_step[64] = [marginal(sim, shape, 64, lengths, args.repeat)]
+    for b in (64, 1):
+        per_step[b].append(marginal(sim, shape, b, lengths, args.repeat))
     lava_s = None
     if isinstance(lava, tuple):
         lava_s, lava_out = lava

@@ -6,7 +6,6 @@ arguments such as ``sparsity_monitor=None``) on small models."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -159,3 +158,41 @@ def test_sdnn_chain_without_biases_keeps_lava_dls_stepless_form(tmp_path):
     net = slayer.obd.models.yolo_kp.Network(num_classes=2).eval()  # zero norms: no bias
     g = slayerc.compile(net, torch.rand(1, 3, 32, 32, 2))
     assert not any(n.OP == "axon.shift" for n in g)
+
+
+def test_yolo_kp_trains_two_steps_then_compiles_for_loihi2_and_runs(tmp_path):
+    """The whole obd story on lava-dl's YOLO-KP SDNN: train two steps on synthetic boxes (the
+    norms' running means move: sigma-delta biases), trace the chip part, compile a loihi2
+    netlist, run it in fixed point."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_obd import _synthetic_batch
+
+    from slayerc.driver import compile_model, run_netlist
+
+    torch.manual_seed(0)
+    net = slayer.obd.models.yolo_kp.Network(num_classes=2)
+    net.init_model((64, 64, 3))
+    target = slayer.obd.YOLOtarget(net.anchors, net.scale, num_classes=2)
+    frames, targets, _ = target.collate_fn(_synthetic_batch(2, 2, 64,
+                                                            torch.Generator().manual_seed(1)))
+    criterion = slayer.obd.YOLOLoss(net.anchors)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
+    for _ in range(2):
+        net.train()
+        output, _ = net(frames)
+        loss, _ = criterion(output, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    norms = [m for m in net.modules() if isinstance(m, slayer.neuron.norm.MeanOnlyBatchNorm)]
+    assert norms and all(float(m.running_mean.abs().max()) > 0 for m in norms)
+    net.eval()
+    done = compile_model(net, frames[:1], output=tmp_path / "kp.net")
+    assert {"layers-legal", "quant-legal"} <= done.graph.facts
+    steps = done.output_latency + 6  # the first frame held until the output has settled
+    x = normalize(net, frames[:1])[0, ..., :1].repeat(1, 1, 1, steps).numpy()
+    out = run_netlist(tmp_path / "kp.net", x, input_shape=tuple(x.shape[:-1]))
+    assert out.shape[-1] == steps and np.count_nonzero(out[..., -1]) > 0

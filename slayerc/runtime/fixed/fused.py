@@ -45,6 +45,8 @@ from slayerc.runtime.fixed import neurons as nk
 
 ACC_BYTES = 1 << 17
 """Size of the accumulator of the frames scattered together (stays in the L2 cache)."""
+LIST_BYTES = 1 << 22
+"""Bound of the frames' lists of non-zero inputs (index and value: 16 bytes per input)."""
 I32_MAX = float((1 << 31) - 1)
 I64_SAFE = float(1 << 62)
 OK, NOT_INTEGER, TOO_LARGE = 0, 1, 2
@@ -420,7 +422,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     hd = np.ascontiguousarray(head, np.float64).reshape(head.shape[0], n, xs.shape[2])
     states = fast._load_state(neuron, neuron.STATE, m)
     flat = out.reshape(steps, n, m)
-    frames = max(1, min(64, ACC_BYTES // (4 * m)))
+    frames = max(1, min(64, ACC_BYTES // (4 * max(1, m)), LIST_BYTES // (16 * max(1, xs.shape[2]))))
     parts = np.linspace(0, n, min(n, threads()) + 1).astype(int)
     for dtype, lim in ((np.int32, I32_MAX), (np.int64, I64_SAFE)):
         xlim = np.floor(lim / max(tb.reach, 1.0))

@@ -4,6 +4,9 @@ Scheduling: the graph's strongly connected components are run in topological ord
 outside any cycle is evaluated for the whole sequence at once (synapses become one matmul or one
 convolution over all ``T·N`` frames, delays are array shifts, neurons loop over ``T`` vectorised
 over ``N`` and the neurons), so Python runs one loop per neuron layer and nothing per synapse.
+With numba, a netx layer ``shift → conv|dense → cuba`` whose inner nodes nobody else reads
+or records runs as one compiled loop (:mod:`.fused`: the spikes' weights scattered into an
+exact integer accumulator, then the neuron step), reading the caller's input array in place.
 A recurrent component (``dense_rec``) is stepped: per step its delaying nodes first emit what
 they hold, then the other members run in dataflow order, then the delaying nodes take their new
 input.  Every failure is re-raised naming the node being run.

@@ -273,12 +273,13 @@ def _run_compiled(x, ku, kv, u0, v0, scale, level, outputs, th=None, graded=Fals
 
 
 def cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_state, scale,
-                    threshold, graded=False):
+                    threshold, graded=False, exact_decay=False):
     """Spikes of a CUBA-LIF neuron without traces or autograd (inference), or None when the
     compiled loop does not cover the case.
 
     Same values as :func:`cuba_lif` followed by :func:`slayerc.runtime.spikes.spike` with
     threshold ``threshold`` (which also sets the reset level), in one pass over ``x``.
+    ``exact_decay`` uses the decays unrounded, as :func:`cuba_lif` does.
     Returns ``(s, last)`` with ``last`` the float32 ``(u, v)`` of the final step
     (``[2, N, *S]``, v before its reset).  ``s`` keeps the layout of ``x``: time major for a
     time-major ``x``, else contiguous ``[N, *S, T]`` (inference needs no transposing copies).
@@ -287,8 +288,8 @@ def cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_stat
     if not _compiled_fits(x, scale):
         return None
     spatial = _spatial(x)
-    ku = _decay_keep(current_decay, spatial, "current_decay")
-    kv = _decay_keep(voltage_decay, spatial, "voltage_decay")
+    ku = _decay_keep(current_decay, spatial, "current_decay", exact_decay)
+    kv = _decay_keep(voltage_decay, spatial, "voltage_decay", exact_decay)
     level = None
     if threshold is not None and threshold * scale > 0:
         level = reset_level(threshold * scale)

@@ -61,10 +61,10 @@ def dynamics(
         exact_decay: the decays unrounded (the IR node's ``exact_decays``; slayer rounds them).
     """
     th = threshold + 0.01 / scale
-    if norm is None and not exact_decay and not _needs_grad(x, current_decay, voltage_decay):
+    if norm is None and not _needs_grad(x, current_decay, voltage_decay):
         fast = cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_state,
-                               scale, th, graded)
-        if fast is not None:  # inference: spikes in one compiled pass (12-bit decays), no traces
+                               scale, th, graded, exact_decay)
+        if fast is not None:  # inference: spikes in one compiled pass, no traces
             s, (u_last, v_last) = fast
             states = {}
             if want_state:

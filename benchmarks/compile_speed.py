@@ -17,6 +17,7 @@ CPU column is the steadier one), with the load average at the end.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -80,6 +81,11 @@ def netlist_rows(sizes: list[int], repeat: int) -> None:
     """One row per netlist size: the median wall and CPU seconds of each step and in all."""
     from netlist_scale import layer  # (benchmarks/ is the script's folder: on sys.path)
 
+    # what exists now (imports, the model rows' torch modules) is frozen out of the cyclic
+    # GC, so the rows time the netlist work, not collections walking torch's heap
+    gc.collect()
+    gc.freeze()
+
     print(f"\n{'layers':>7}" + "".join(f"{c:>10}" for c in STEPS)
           + f"{'total s':>10}{'cpu s':>8}{'ms/layer':>10}  (wall s per step, median of {repeat})")
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,14 +107,16 @@ def netlist_rows(sizes: list[int], repeat: int) -> None:
 def main() -> None:
     """Print one row per depth, the per-pass times of the deepest run, then the netlist rows."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--depths", default="100,250,500")
+    ap.add_argument("--depths", default="100,250,500", help="model depths ('' for none)")
     ap.add_argument("--netlists", default="1000,10000", help="netlist sizes ('' for none)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    print(f"{'blocks':>7}{'trace s':>10}{'ms/block':>10}{'pipeline s':>12}{'ms/block':>10}")
-    measure(2)  # warm-up: the first trace pays for imports and torch.fx set-up
+    depths = [int(d) for d in args.depths.split(",") if d]
     pm = None
-    for depth in (int(d) for d in args.depths.split(",")):
+    if depths:
+        print(f"{'blocks':>7}{'trace s':>10}{'ms/block':>10}{'pipeline s':>12}{'ms/block':>10}")
+        measure(2)  # warm-up: the first trace pays for imports and torch.fx set-up
+    for depth in depths:
         t_trace, t_pipe, pm = measure(depth)
         print(f"{depth:>7}{t_trace:>10.3f}{1e3 * t_trace / depth:>10.3f}"
               f"{t_pipe:>12.3f}{1e3 * t_pipe / depth:>10.3f}")

@@ -409,9 +409,9 @@ def plan(g: Graph, kernels: dict[str, Any]) -> dict[str, Fusion]:
 def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         out: np.ndarray) -> bool:
     """Run the chain on the source signal ``x`` (``[T, N, *in]`` integer-valued floats of any
-    strides, e.g. the caller's input array in place; exponent 0)
-    delayed behind ``head`` (``[d, N, *in]``), from ``neuron``'s state (left updated);
-    ``out``: ``[T, N, *shape]`` float64.  False (state untouched) when the input needs the
+    strides, e.g. the caller's input array in place; exponent 0) delayed behind ``head``
+    (``[d, N, *in]``), from ``neuron``'s state (left updated); ``out``: ``[T, N, *shape]``,
+    float64 or (binary spikes) float32.  False (state untouched) when the input needs the
     ordinary path: a non-integer, or a value too large for an exact int64 accumulation."""
     tb = fusion.tables
     steps, n = x.shape[:2]

@@ -87,6 +87,10 @@ def _weights(g: Graph, node: Op, attr: str) -> np.ndarray:
 class Kernel:
     """A stateless op: ``apply`` maps input signals to the output signal (any leading axes)."""
 
+    ANY_DTYPE: bool = False
+    """Whether the op works on any float dtype (a reshape): a fused layer's float32 spikes
+    then pass through it without the float64 copy the arithmetic kernels need."""
+
     def __init__(self, g: Graph, node: Op, ctx: dict[str, Any]):
         self.node = node
         self.rank = len(node.shape) if node.shape is not None else 0
@@ -110,6 +114,8 @@ class Kernel:
 
 class Identity(Kernel):
     """``io.output``, ``neuron.dropout`` (inference): the input unchanged."""
+
+    ANY_DTYPE = True
 
     def apply(self, ins: list[Sig]) -> Sig:
         return ins[0]
@@ -338,6 +344,8 @@ class Unpool(Conv):
 
 class Flatten(Kernel):
     """``tensor.flatten`` / ``tensor.reshape``: C order over the per-sample axes."""
+
+    ANY_DTYPE = True
 
     def __init__(self, g: Graph, node: Op, ctx: dict[str, Any]):
         super().__init__(g, node, ctx)

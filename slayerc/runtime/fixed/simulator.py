@@ -341,7 +341,9 @@ class _Run:
                 np.zeros((fusion.delay, *x.re.shape[1:]))
             if not self.carry:
                 kernel.k.start(self.n)
-            out = np.empty((self.steps, self.n, *(node.shape or ())))
+            # binary spikes as float32: half the memory traffic into the next fused layer
+            dtype = np.float64 if kernel.k.graded else np.float32
+            out = np.empty((self.steps, self.n, *(node.shape or ())), dtype)
             try:
                 done = fused.run(fusion, kernel.k, head, x.re, out)  # type: ignore[arg-type]
             except Exception as e:
@@ -359,16 +361,18 @@ class _Run:
 
     def _value(self, name: str) -> Sig:
         """A value for an ordinary kernel: an input still read in place (:meth:`_Source.view`)
-        becomes the float64 contiguous array the kernels expect, once."""
+        or a fused layer's float32 spikes become the float64 contiguous array the kernels
+        expect, once."""
         sig = self.values[name]
-        if name in self.data and (sig.re.dtype != np.float64 or not sig.re.flags.c_contiguous):
+        if sig.re.dtype != np.float64 or (name in self.data and not sig.re.flags.c_contiguous):
             sig = self.values[name] = Sig(np.ascontiguousarray(sig.re, np.float64), None, sig.e)
         return sig
 
     def _plain(self, node: Op) -> Sig:
         try:
-            ins = [self._value(i) for i in node.inputs]
-            return self.kernels[node.name].sequence(ins, self.steps, self.n, self.carry)
+            kernel = self.kernels[node.name]
+            ins = [self.values[i] if kernel.ANY_DTYPE else self._value(i) for i in node.inputs]
+            return kernel.sequence(ins, self.steps, self.n, self.carry)
         except Exception as e:
             raise _fail(node, e) from e
 

@@ -16,14 +16,12 @@ from slayerc.runtime.dynamics import DynamicsShapeError, is_time_major, param_vi
 def _shift_scalar(x: torch.Tensor, n: int) -> torch.Tensor:
     if n == 0:
         return x.clone()
-    out = torch.zeros_like(x)
     if abs(n) >= x.shape[-1]:
-        return out
+        return torch.zeros_like(x)
+    pad = x.new_zeros(x.shape[:-1] + (abs(n),))  # cat: one pass, no zero fill of the output
     if n > 0:
-        out[..., n:] = x[..., :-n]
-    else:
-        out[..., :n] = x[..., -n:]
-    return out
+        return torch.cat([pad, x[..., :-n]], dim=-1)
+    return torch.cat([x[..., -n:], pad], dim=-1)
 
 
 def _per_neuron_steps(x: torch.Tensor, d: torch.Tensor, sampling_time: float) -> torch.Tensor:

@@ -65,7 +65,7 @@ def step_delay(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     buffer = getattr(module, "delay_buffer", None)
     if buffer is not None and buffer.shape[0] != x.shape[0]:
         buffer = None
-    y = torch.nn.functional.pad(x, (1, -1))
+    y = torch.cat([x.new_zeros(x.shape[:-1] + (1,)), x[..., :-1]], dim=-1)  # no full zero fill
     if persistent:
         if buffer is not None:
             y = torch.cat([buffer.to(y.dtype)[..., None], y[..., 1:]], dim=-1)
@@ -132,8 +132,8 @@ class Block(torch.nn.Module):
             if first is None:  # cat, not pad: no fill of the whole output, views in backward
                 first = torch.zeros((), dtype=s.dtype, device=s.device).expand(st.shape[1:])
             return torch.cat([first.unsqueeze(0), st[:-1]], dim=0).movedim(0, -1)
-        if first is None:
-            return torch.nn.functional.pad(s, (1, -1))
+        if first is None:  # cat, not pad: pad fills the whole output with zeros first
+            first = s.new_zeros(s.shape[:-1])
         return torch.cat([first.unsqueeze(-1), s[..., :-1]], dim=-1)
 
     def _post(self, s: torch.Tensor) -> torch.Tensor:

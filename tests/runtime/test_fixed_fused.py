@@ -7,6 +7,8 @@ inner nodes)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -165,6 +167,7 @@ def test_recorded_inner_nodes_and_numba_off_run_node_by_node(
 def test_samples_split_over_threads_equal_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     g = _net(5, delay=1, bias=True)
     x = _spikes(6, (5, *g["inp"].shape, 10))
+    monkeypatch.setattr(fused, "THREADS", 1)
     one = Simulator(g, None).run(x, record="layers")
     monkeypatch.setattr(fused, "THREADS", 3)
     calls = _counting(monkeypatch)
@@ -172,6 +175,8 @@ def test_samples_split_over_threads_equal_one_thread(monkeypatch: pytest.MonkeyP
     assert calls and all(calls)
     for name, arr in one.items():
         np.testing.assert_array_equal(three[name], arr, err_msg=name)
+    monkeypatch.setattr(fused, "THREADS", 0)
+    assert 1 <= fused.threads() <= (os.cpu_count() or 1)  # from the load average
 
 
 def test_scalar_conv_attributes_and_a_single_neuron_dense() -> None:

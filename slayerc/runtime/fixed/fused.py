@@ -443,20 +443,30 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     return False
 
 
-THREADS = 1
-"""Threads that run a layer's samples (the compiled loops release the GIL); 0: one per CPU.
-One by default: on 2 cores shared with other work (load 7-9), two threads were slower than
-one in interleaved runs of the NMNIST-size benchmark at batch 64 (median 171 against 142
-us per sample-step); an idle machine gains from more."""
+THREADS = 0
+"""Threads that run a layer's samples (the compiled loops release the GIL); 0: as many as the
+1-minute load average leaves idle cores (at least one).  Measured on 2 shared cores with the
+NMNIST-size benchmark at batch 64: at load 1.2 two threads took 34 against one thread's 58 us
+per sample-step; at load 9 two were slower than one (171 against 142), as a thread that waits
+for a busy core holds up the layer."""
 _POOL: list[ThreadPoolExecutor] = []
 
 
 def threads() -> int:
-    """How many threads :func:`run` splits the samples over."""
-    return THREADS if THREADS > 0 else (os.cpu_count() or 1)
+    """How many threads :func:`run` splits the samples over (see :data:`THREADS`)."""
+    if THREADS > 0:
+        return THREADS
+    cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average on this platform
+        return 1
+    return max(1, min(cpus, round(cpus + 1 - busy)))
 
 
 def _pool() -> ThreadPoolExecutor:
-    if not _POOL or _POOL[0]._max_workers != threads():  # noqa: SLF001
-        _POOL[:] = [ThreadPoolExecutor(threads(), thread_name_prefix="slayerc-fused")]
+    """One pool for the process, a worker per CPU (idle workers cost nothing)."""
+    if not _POOL:
+        workers = max(os.cpu_count() or 1, THREADS)
+        _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="slayerc-fused"))
     return _POOL[0]

@@ -91,8 +91,10 @@ def run_with_report(g: Graph, opts: Options = Options()) -> tuple[Graph, Report]
     for node in g:
         if node.OP in WEIGHTED:
             _synapse(rw, node, target, opts.scale_up)
-    for name in list(rw.nodes):
-        rw.nodes[name] = _values(rw, rw.nodes[name], target)
+    for name, node in list(rw.nodes.items()):
+        new = _values(rw, node, target)
+        if new is not node:  # (each store re-indexes the node: skip the unchanged ones)
+            rw.nodes[name] = new
     out = rw.finish(ESTABLISHES, INVALIDATES)
     notes: list[Note] = []
     values: dict[str, float] = {}
@@ -137,6 +139,8 @@ class _Rewriter(Rewriter):
     def __init__(self, g: Graph):
         super().__init__(g)
         self._users: dict[str, list[str]] = {}
+        #: scalar field values already put on the grid (a deep netlist repeats a handful)
+        self.grid: dict[tuple[object, ...], float] = {}
         self._count: dict[str, int] = {}
         for n in g:
             for i in dict.fromkeys(n.inputs):
@@ -198,7 +202,8 @@ def _synapse(rw: Rewriter, syn: Op, target: Target, scale_up: bool) -> None:
                                       _mantissas(syn, "weight_imag", wi, 0, target))
     if e and getattr(syn, "bias", None) is not None:
         attrs["bias"] = _scaled(rw, syn.bias, f"{syn.name}.bias", e)  # type: ignore[attr-defined]
-    rw.nodes[syn.name] = syn.replace(**attrs)
+    if any(v is not getattr(syn, k) for k, v in attrs.items()):  # (weights rewritten in place)
+        rw.nodes[syn.name] = syn.replace(**attrs)
     if e and neuron is not None:
         changes = {k: _scaled(rw, getattr(neuron, k), f"{neuron.name}.{k}", e)
                    for k in ("threshold", "bias") if getattr(neuron, k) is not None}
@@ -272,7 +277,7 @@ def _scaled(rw: Rewriter, value: float | ParamRef, base: str, e: int) -> float |
 # -------------------------------------------------------------------------------- values
 
 
-def _values(rw: Rewriter, node: Op, target: Target) -> Op:
+def _values(rw: _Rewriter, node: Op, target: Target) -> Op:
     """Neuron (and delta encoder) parameters rounded to their grids, range-checked."""
     w, d = target.w_scale, target.decay_unit
     bias = ("bias", w, *target.bias_range)
@@ -289,13 +294,36 @@ def _values(rw: Rewriter, node: Op, target: Target) -> Op:
     changes = {}
     for attr, unit, lo, hi in rules:
         value = getattr(node, attr, None)
-        if value is not None:
-            changes[attr] = _on_grid(rw, node, attr, value, unit, lo, hi)
+        if value is None:
+            continue
+        new = _on_grid(rw, node, attr, value, unit, lo, hi)
+        if not _same(new, value):
+            changes[attr] = new
     return node.replace(**changes) if changes else node
 
 
-def _on_grid(rw: Rewriter, node: Op, attr: str, value: float | ParamRef, unit: int, lo: int,
+def _same(new: float | ParamRef, old: object) -> bool:
+    """Whether a field keeps its value: the same reference (its array rewritten in place), or
+    a float already on the grid (same type, value and sign, so the node stays as it is)."""
+    if new is old:
+        return True
+    return type(new) is float and type(old) is float and new == old and \
+        math.copysign(1.0, new) == math.copysign(1.0, old)
+
+
+def _on_grid(rw: _Rewriter, node: Op, attr: str, value: float | ParamRef, unit: int, lo: int,
              hi: int) -> float | ParamRef:
+    if type(value) not in (float, int):  # a ParamRef (its own array) or a stray value
+        return _on_grid_once(rw, node, attr, value, unit, lo, hi)
+    # the same scalar gives the same result (or the same error, never stored): once per value
+    key = (attr, unit, lo, hi, type(value), value, math.copysign(1.0, value))  # (-0.0 ≠ 0.0)
+    if key not in rw.grid:
+        rw.grid[key] = _on_grid_once(rw, node, attr, value, unit, lo, hi)  # type: ignore
+    return rw.grid[key]
+
+
+def _on_grid_once(rw: Rewriter, node: Op, attr: str, value: float | ParamRef, unit: int,
+                  lo: int, hi: int) -> float | ParamRef:
     arr = np.asarray(rw.params[value.name] if isinstance(value, ParamRef) else value,
                      np.float64)
     _finite(node, attr, arr, value)

@@ -69,6 +69,8 @@ class _File:
         self.heaps: dict[int, dict[int, int] | None] = {}
         #: numpy dtype -> h5py memory type (one per dtype instead of one per dataset)
         self.mtypes: dict[np.dtype, Any] = {}
+        #: encoded hdf5 type -> numpy dtype
+        self.dtypes: dict[bytes, np.dtype] = {}
 
     def read(self, offset: int, n: int) -> bytes:
         if offset < 0 or n < 0 or offset + n > self.size:
@@ -106,7 +108,7 @@ def _dataset(ds: h5py.h5d.DatasetID, f: _File, name: str) -> np.ndarray:
     space = ds.get_space()
     if space.get_simple_extent_type() == h5py.h5s.NULL:
         raise BackendError(f"{f.path}: {name}: empty (null) dataset")
-    shape, dtype = space.shape, ds.dtype
+    shape, dtype = space.shape, _dtype(ds, f)
     if math.prod(shape) * max(dtype.itemsize, 1) > MAX_BYTES:
         raise BackendError(f"{f.path}: {name}: dataset of shape {list(shape)} is too large")
     if dtype.kind not in "biufSOU":
@@ -123,6 +125,20 @@ def _dataset(ds: h5py.h5d.DatasetID, f: _File, name: str) -> np.ndarray:
                 f.mtypes[dtype] = mtype
         ds.read(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype)
     return np.asarray(arr[()]) if dtype.kind == "O" and not shape else arr
+
+
+def _dtype(ds: h5py.h5d.DatasetID, f: _File) -> np.dtype:
+    """The dataset's numpy dtype, converted once per distinct hdf5 type (keyed by its encoding:
+    a deep netlist has a handful of types, and the conversion costs more than the read)."""
+    tid = ds.get_type()
+    try:
+        key = tid.encode()
+    except Exception:  # a type hdf5 cannot serialize: convert (or refuse) it as before
+        return tid.dtype
+    dtype = f.dtypes.get(key)
+    if dtype is None:
+        dtype = f.dtypes[key] = tid.dtype
+    return dtype
 
 
 def _vlen_ok(ds: h5py.h5d.DatasetID, f: _File, size: int) -> bool:
@@ -204,7 +220,7 @@ def _write_group(g: h5py.h5g.GroupID, tree: dict[str, Any],
     if cache is None:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_obj_track_times(False)  # no timestamps: equal graphs give equal bytes
-        cache = {"dcpl": dcpl}
+        cache = {"dcpl": dcpl, "spaces": {}, "mtypes": {}}
     for key, value in tree.items():
         name = key.encode("utf-8")
         if isinstance(value, dict):
@@ -221,7 +237,15 @@ def _write_array(g: h5py.h5g.GroupID, name: bytes, a: np.ndarray, cache: dict[An
     tid = cache.get(a.dtype)
     if tid is None:
         tid = cache[a.dtype] = h5py.h5t.py_create(a.dtype, logical=True)
-    space = h5py.h5s.create_simple(a.shape)  # as create_dataset: rank 0 is a scalar
+    space = cache["spaces"].get(a.shape)  # one per shape: hdf5 copies it into the dataset
+    if space is None:  # as create_dataset: rank 0 is a scalar
+        space = cache["spaces"][a.shape] = h5py.h5s.create_simple(a.shape)
     ds = h5py.h5d.create(g, name, tid, space, dcpl=cache["dcpl"])
-    if a.size:
-        ds.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(a))
+    if not a.size:
+        return
+    # the memory type write() would make, once per dtype ('O' dtypes compare equal whatever
+    # their vlen metadata, so those keep write()'s own)
+    mtype = cache["mtypes"].get(a.dtype) if a.dtype.kind != "O" else None
+    if mtype is None and a.dtype.kind != "O":
+        mtype = cache["mtypes"][a.dtype] = h5py.h5t.py_create(a.dtype)
+    ds.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(a), mtype)

@@ -56,7 +56,7 @@ def measure(depth: int) -> tuple[float, float, PassManager]:
 STEPS = ("read", "verify", "pipeline", "write")
 
 
-def netlist_steps(src: Path, out: Path) -> dict[str, tuple[float, float]]:
+def netlist_steps(src: Path, out: Path, sir: Path | None = None) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds of each step of ``slayerc opt src -o out`` for one netlist."""
     times: dict[str, tuple[float, float]] = {}
     wall, cpu = time.perf_counter(), time.process_time()
@@ -74,6 +74,9 @@ def netlist_steps(src: Path, out: Path) -> dict[str, tuple[float, float]]:
     lap("pipeline")
     save(g, out)
     lap("write")
+    if sir is not None:
+        save(g, sir)
+        lap("write .sir")
     return times
 
 

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from slayerc.backends.files import load, save
 from slayerc.backends.hdf5.h5io import FixedStr, Str, dump_tree
-from slayerc.ir.verify import verify
-from slayerc.passes import PassManager
-from slayerc.passes.pipelines import default_pipeline
 
 
 def layer(kind: str, width: int = 4) -> dict:
@@ -45,24 +40,10 @@ def measure(kind: str, n: int, folder: Path) -> dict[str, float]:
     one = layer(kind)
     dump_tree(src, {"layer": {"0": {"type": FixedStr("input"), "shape": np.array([4])},
                               **{str(i): one for i in range(1, n + 1)}}})
-    times, start = {}, time.perf_counter()
+    from compile_speed import netlist_steps  # (benchmarks/ is on sys.path when run)
 
-    def lap(name: str) -> None:
-        nonlocal start
-        now = time.perf_counter()
-        times[name], start = now - start, now
-
-    g = load(src)
-    lap("read")
-    verify(g)
-    lap("verify")
-    g = PassManager.from_string(default_pipeline("loihi2", netlist=True)).run(g)
-    lap("pipeline")
-    save(g, folder / "out.net")
-    lap("write .net")
-    save(g, folder / "out.sir")
-    lap("write .sir")
-    return times
+    steps = netlist_steps(src, folder / "out.net", folder / "out.sir")
+    return {("write .net" if k == "write" else k): wall for k, (wall, _) in steps.items()}
 
 
 def main() -> None:

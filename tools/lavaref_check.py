@@ -326,9 +326,9 @@ def _long_delay():
     return _compiled(g.replace(params={**g.params, "0.delay": delays}))
 
 
-def _pool_delays():
-    """Pool → Conv(delays) → Pool → Dense(delays up to 130) → Dense (issue 16): the conv delay
-    moves through the pool (a per-channel op) onto the dense layer; the long ones get relays."""
+def _pool_conv_net(dense_delay: bool):
+    """Pool → Conv(delay) → Pool → Flatten → Dense(delay if ``dense_delay``) → Dense, traced
+    (slayer cuba blocks, seeded)."""
     import slayerc.slayer as slayer
     from slayerc.frontend.trace import trace
 
@@ -339,9 +339,15 @@ def _pool_delays():
         slayer.block.cuba.Conv(p, 2, 6, 3, padding=1, weight_scale=3, delay=True),
         slayer.block.cuba.Pool(p, 2),
         slayer.block.cuba.Flatten(),
-        slayer.block.cuba.Dense(p, 96, 8, weight_scale=3, delay=True),
+        slayer.block.cuba.Dense(p, 96, 8, weight_scale=3, delay=dense_delay),
         slayer.block.cuba.Dense(p, 8, 4, weight_scale=3))
-    g = trace(net, torch.zeros(1, 2, 16, 16, 200))
+    return trace(net, torch.zeros(1, 2, 16, 16, 200))
+
+
+def _pool_delays():
+    """Pool → Conv(delays) → Pool → Dense(delays up to 130) → Dense (issue 16): the conv delay
+    moves through the pool (a per-channel op) onto the dense layer; the long ones get relays."""
+    g = _pool_conv_net(dense_delay=True)
     d = {"1.delay": np.full(6, 7.0),  # one delay for all channels: per-channel ones need Lava form
          "4.delay": np.array([9, 2, 22, 106, 85, 119, 65, 130], np.float64)}
     return _compiled(g.replace(params={**g.params, **d}))
@@ -351,19 +357,7 @@ def _pool_channel_delays():
     """Pool → Conv(a different delay per channel) → Pool → Dense → Dense, all slayer blocks:
     the conv delays pass the pool and the flatten and become the per-column (input-side) delays
     of the first dense layer, which carries no delay of its own (netx: one delay per synapse)."""
-    import slayerc.slayer as slayer
-    from slayerc.frontend.trace import trace
-
-    torch.manual_seed(0)
-    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}
-    net = torch.nn.Sequential(
-        slayer.block.cuba.Pool(p, 2),
-        slayer.block.cuba.Conv(p, 2, 6, 3, padding=1, weight_scale=3, delay=True),
-        slayer.block.cuba.Pool(p, 2),
-        slayer.block.cuba.Flatten(),
-        slayer.block.cuba.Dense(p, 96, 8, weight_scale=3),
-        slayer.block.cuba.Dense(p, 8, 4, weight_scale=3))
-    g = trace(net, torch.zeros(1, 2, 16, 16, 200))
+    g = _pool_conv_net(dense_delay=False)
     d = {"1.delay": np.array([0, 3, 7, 1, 62, 25], np.float64)}
     return _compiled(g.replace(params={**g.params, **d}))
 

@@ -272,6 +272,18 @@ def _run_compiled(x, ku, kv, u0, v0, scale, level, outputs, th=None, graded=Fals
     return traces, torch.from_numpy(last).reshape((2, n) + spatial)
 
 
+def _setup(x, du, dv, u_state, v_state, scale: int, threshold, exact: bool):
+    """The integer decay keeps, the reset level (None: no reset) and the integer initial states
+    of one CUBA-LIF run: what the compiled, the torch and the inference paths start from."""
+    spatial = _spatial(x)
+    ku = _decay_keep(du, spatial, "current_decay", exact)
+    kv = _decay_keep(dv, spatial, "voltage_decay", exact)
+    level = None
+    if threshold is not None and threshold * scale > 0:
+        level = reset_level(threshold * scale)
+    return ku, kv, level, state_int(u_state, x, scale), state_int(v_state, x, scale)
+
+
 def cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_state, scale,
                     threshold, graded=False, exact_decay=False):
     """Spikes of a CUBA-LIF neuron without traces or autograd (inference), or None when the
@@ -287,13 +299,8 @@ def cuba_lif_spikes(x, current_decay, voltage_decay, current_state, voltage_stat
     scale = int(scale)
     if not _compiled_fits(x, scale):
         return None
-    spatial = _spatial(x)
-    ku = _decay_keep(current_decay, spatial, "current_decay", exact_decay)
-    kv = _decay_keep(voltage_decay, spatial, "voltage_decay", exact_decay)
-    level = None
-    if threshold is not None and threshold * scale > 0:
-        level = reset_level(threshold * scale)
-    u0, v0 = state_int(current_state, x, scale), state_int(voltage_state, x, scale)
+    ku, kv, level, u0, v0 = _setup(x, current_decay, voltage_decay, current_state,
+                                   voltage_state, scale, threshold, exact_decay)
     traces, last = _run_compiled(x, ku, kv, u0, v0, scale, level, "s", threshold, graded,
                                  time_last=True)
     return traces["s"], last
@@ -359,12 +366,7 @@ class _CubaLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, du, dv, u_state, v_state, scale, threshold, want_u, exact=False):
         spatial = _spatial(x)
-        ku = _decay_keep(du, spatial, "current_decay", exact)
-        kv = _decay_keep(dv, spatial, "voltage_decay", exact)
-        level = None
-        if threshold is not None and threshold * scale > 0:
-            level = reset_level(threshold * scale)
-        u0, v0 = state_int(u_state, x, scale), state_int(v_state, x, scale)
+        ku, kv, level, u0, v0 = _setup(x, du, dv, u_state, v_state, scale, threshold, exact)
         want_u = want_u or ctx.needs_input_grad[1]
         if _compiled_fits(x, scale):
             traces, _ = _run_compiled(x, ku, kv, u0, v0, scale, level, "uv" if want_u else "v")

@@ -33,7 +33,7 @@ from slayerc.backends import files
 from slayerc.errors import FrontendError, SlayerError
 from slayerc.ir.core import Graph
 from slayerc.ir.target import Target
-from slayerc.passes.manager import PassManager, load_pass, make_options, parse_pipeline
+from slayerc.passes.manager import PassManager
 from slayerc.passes.pipelines import default_pipeline
 from slayerc.runtime.agreement import QuantReport, latencies, quant_report
 from slayerc.runtime.fixed.simulator import layer_nodes, simulate
@@ -94,15 +94,13 @@ Progress = Callable[[int, int, str], None]
 
 
 class _Stages:
-    """Counts the stages of one compile (read or trace, each pass, the quantization report,
-    the write) for a :data:`Progress` callback."""
+    """Counts the stages of one compile (read or trace, each pass of ``pm``, the quantization
+    report, the write) for a :data:`Progress` callback; ``pm`` tells it each pass."""
 
-    def __init__(self, progress: Progress | None, pipeline: str, extra: int) -> None:
-        specs = parse_pipeline(pipeline)
-        for spec in specs:  # unknown passes and options fail before a long read or trace
-            make_options(load_pass(spec.name), spec)
+    def __init__(self, progress: Progress | None, pm: PassManager, extra: int) -> None:
         self.progress, self.done = progress, 0
-        self.total = len(specs) + extra
+        self.total = len(pm.resolve()) + extra  # a bad pipeline fails before a long read
+        pm.on_pass = self.on_pass
 
     def start(self, what: str) -> None:
         """Stage ``what`` starts (the previous one has finished)."""
@@ -120,12 +118,13 @@ class _Stages:
             self.progress(self.total, self.total, "done")
 
 
-def _pipeline_text(target: str, pipeline: str | None, output: str | os.PathLike | None) -> str:
-    """The pipeline that runs: ``pipeline``, or the target's default (for a netlist when
-    ``output`` is a ``.net``); ``""`` means shape inference only."""
+def _manager(target: str, pipeline: str | None, output: str | os.PathLike | None,
+             time_passes: bool) -> PassManager:
+    """The manager of the pipeline that runs: ``pipeline``, or the target's default (for a
+    netlist when ``output`` is a ``.net``); ``""`` means shape inference only."""
     if pipeline is None:
         pipeline = default_pipeline(target, output is not None and str(output).endswith(".net"))
-    return pipeline or "shape-infer"
+    return PassManager.from_string(pipeline or "shape-infer", time_passes=time_passes)
 
 
 def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
@@ -135,11 +134,11 @@ def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
     """Read a graph file (any importer, ``options`` to it), run ``pipeline`` (None: the
     target's default), and write ``output`` if given: ``slayerc compile net.onnx -o net.net``.
     ``progress`` is told each stage (see :data:`Progress`)."""
-    pipeline = _pipeline_text(target, pipeline, output)
-    stages = _Stages(progress, pipeline, 1 + (output is not None))
+    pm = _manager(target, pipeline, output, time_passes)
+    stages = _Stages(progress, pm, 1 + (output is not None))
     stages.start(f"reading {os.fspath(path)}")
     g = load(path, **options)
-    out, pm, lat = _pipeline(g, target, pipeline, output, time_passes, stages)
+    out, lat = _run(pm, g)
     if output is not None:
         stages.start(f"writing {os.fspath(output)}")
         written = out
@@ -153,17 +152,10 @@ def compile_file(path: str | os.PathLike, *, target: str = "loihi2",
     return Compiled(out, g, pm, lat)
 
 
-def _pipeline(g: Graph, target: str, pipeline: str | None, output: str | os.PathLike | None,
-              time_passes: bool, stages: _Stages | None = None
-              ) -> tuple[Graph, PassManager, dict[str, int]]:
-    """Run ``pipeline`` (None: the target's default, for a netlist when ``output`` is a
-    ``.net``; ``""``: shape inference only); return the graph, the manager and the latencies
-    ``legalize-layers`` added.  ``stages`` hears of each pass as it starts."""
-    pm = PassManager.from_string(_pipeline_text(target, pipeline, output),
-                                 time_passes=time_passes,
-                                 on_pass=stages.on_pass if stages is not None else None)
+def _run(pm: PassManager, g: Graph) -> tuple[Graph, dict[str, int]]:
+    """Run ``pm`` on ``g``; return the graph and the latencies ``legalize-layers`` added."""
     out = pm.run(g)
-    return out, pm, latencies({k: v for r in pm.reports for k, v in r.values.items()})
+    return out, latencies({k: v for r in pm.reports for k, v in r.values.items()})
 
 
 @dataclass
@@ -199,11 +191,11 @@ def compile_model(model: torch.nn.Module, example_input: torch.Tensor, *,
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 3:
         raise FrontendError("the example input must be a tensor [N, C(, H, W), T] (batch first, "
                             f"time last); got {getattr(example_input, 'shape', example_input)!r}")
-    text = _pipeline_text(target, pipeline, output)
-    stages = _Stages(progress, text, 1 + bool(quant) + (output is not None))
+    pm = _manager(target, pipeline, output, time_passes)
+    stages = _Stages(progress, pm, 1 + bool(quant) + (output is not None))
     stages.start("tracing the model")
     traced = trace(model, example_input)
-    g, pm, lat = _pipeline(traced, target, text, output, time_passes, stages)
+    g, lat = _run(pm, traced)
     report = None
     if quant:
         stages.start("measuring the quantization report")

@@ -134,12 +134,16 @@ class PassManager:
         """A manager for a pipeline string."""
         return cls(parse_pipeline(text), **kwargs)
 
+    def resolve(self) -> list[tuple[PassSpec, ModuleType, Any]]:
+        """Every pass's module and options, checked (names, keys, values); needs no graph, so
+        a bad pipeline fails before a long read or trace."""
+        return [(spec, mod, make_options(mod, spec))
+                for spec in self.pipeline for mod in (load_pass(spec.name),)]
+
     def check(self, facts: frozenset[str]) -> list[tuple[PassSpec, ModuleType, Any]]:
         """Resolve every pass and option and check REQUIRES in order, before running any."""
         plan, have, by = [], set(facts), {f: "the input graph" for f in facts}
-        for spec in self.pipeline:
-            mod = load_pass(spec.name)
-            opts = make_options(mod, spec)
+        for spec, mod, opts in self.resolve():
             for fact in sorted(getattr(mod, "REQUIRES", frozenset())):
                 if fact not in have:
                     raise PassError(self._missing(spec.name, fact, by.get(fact)))

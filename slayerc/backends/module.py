@@ -32,7 +32,7 @@ from slayerc.ir.core import Graph, ParamRef
 from slayerc.runtime import neurons as families
 from slayerc.runtime.interpreter import GraphModule
 
-BACKENDS = {"torch": None, "triton": "slayerc.backends.triton.ops"}
+BACKENDS = {"torch": None, "triton": "slayerc.backends.triton"}
 """Backend name -> module that registers its kernels (imported on first use)."""
 
 _PROMOTED = "slayerc.promoted"

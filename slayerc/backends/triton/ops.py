@@ -1,10 +1,11 @@
 """Fused neuron operations: autograd Functions over the Triton kernels, and the dispatcher.
 
-Each family has one functional op (:func:`cuba`, :func:`alif`, :func:`rf`, :func:`rf_iz`,
-:func:`adrf`, :func:`adrf_iz`, :func:`sigma_delta`) that runs dynamics, spike, the block's
-one-step ``delay_shift`` and the integer axonal delay in one kernel launch per direction.  Each
+Each family has one functional op (:func:`cuba`, :func:`alif`, :func:`sigma_delta` here;
+``rf``, ``rf_iz``, ``adrf``, ``adrf_iz`` in :mod:`.resonator`) that runs dynamics, spike, the
+block's one-step ``delay_shift`` and the integer axonal delay in one kernel launch per direction.
+Each
 has the signature of its family's ``dynamics`` in :mod:`slayerc.runtime.neurons` (the torch
-oracle), and registers there as the family's ``"triton"`` kernel when this module is imported.
+oracle), and registers there as the family's ``"triton"`` kernel when the package is imported.
 The dispatcher runs the kernel when the input is on CUDA, or on CPU when ``TRITON_INTERPRET=1``;
 otherwise it runs the family's torch dynamics and warns once per process.
 
@@ -21,10 +22,8 @@ import os
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from slayerc.runtime import neurons as families
 from slayerc.runtime.dynamics import (
     P_SCALE,
     DynamicsShapeError,
@@ -32,20 +31,13 @@ from slayerc.runtime.dynamics import (
     reduce_to,
     reset_level,
 )
-from slayerc.runtime.neurons import adrf as _adrf
-from slayerc.runtime.neurons import adrf_iz as _adrf_iz
 from slayerc.runtime.neurons import alif as _alif
 from slayerc.runtime.neurons import cuba as _cuba
-from slayerc.runtime.neurons import rf as _rf
-from slayerc.runtime.neurons import rf_iz as _rf_iz
 from slayerc.runtime.neurons import sigma_delta as _sd
 from slayerc.runtime.neurons.common import NO_OUTPUT, Output
 from slayerc.runtime.neurons.delta import held_threshold
 
-__all__ = [
-    "Output", "adrf", "adrf_iz", "alif", "cuba", "rf", "rf_iz", "sigma_delta",
-    "triton_available", "use_triton",
-]
+__all__ = ["Output", "alif", "cuba", "sigma_delta", "triton_available", "use_triton"]
 
 LAYOUT = os.environ.get("SLAYERC_TRITON_LAYOUT", "time_last")
 """``time_last`` (kernels read ``[N, *S, T]`` in place) or ``time_major`` (transpose once)."""
@@ -398,214 +390,6 @@ def alif(
     return y, _lif_states(last, x.shape[:-1], threshold_step)
 
 
-# --------------------------------------------------------------------- resonator family
-
-
-@dataclass
-class _RfCfg:
-    kind: str
-    threshold: float
-    tau: float
-    sigma: float
-    graded: bool
-    scale: int
-    re_state: torch.Tensor | None
-    im_state: torch.Tensor | None
-    adapt: tuple | None
-    out: Output
-
-
-_RF_KINDS = {
-    # kind: (PHASE, RESET, ONE_TRUNC)
-    "rf": (True, False, False),
-    "rf_iz": (False, True, False),
-    "adrf": (True, False, False),
-    "adrf_iz": (False, False, True),
-}
-
-
-class _RfFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x_re, x_im, sin_decay, cos_decay, delay, cfg: _RfCfg):
-        if x_im.shape != x_re.shape:
-            raise DynamicsShapeError(
-                f"real input {list(x_re.shape)} and imaginary input {list(x_im.shape)} differ"
-            )
-        phase, reset, one_trunc = _RF_KINDS[cfg.kind]
-        g = _Geom(x_re)
-        out = g.trace()
-        learn = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
-        save_rho = any(ctx.needs_input_grad[:5])
-        re_tr, im_tr = (g.trace(), g.trace()) if learn else (g.dummy(), g.dummy())
-        rho_re = g.trace() if save_rho and phase else g.dummy()
-        rho_im = g.trace() if save_rho else g.dummy()
-        last = torch.empty((5, g.total), dtype=g.dtype, device=g.device)
-        sn_i, div_s = g.decay_int(sin_decay, "sin_decay")
-        cs_i, div_c = g.decay_int(cos_decay, "cos_decay")
-        re0 = g.state_int(cfg.re_state, cfg.scale)
-        im0 = g.state_int(cfg.im_state, cfg.scale)
-        shifts, shift = g.shifts(cfg.out)
-        prev = g.state_float(cfg.out.shift_state if cfg.out.delay_shift else None)
-        th = torch.tensor([cfg.threshold], dtype=g.dtype, device=g.device)
-        level, im_reset = _iz_reset(cfg.threshold * cfg.scale) if reset else (0, 0)
-        reset = reset and level is not None
-        grid, block = g.grid()
-        _kernels().rf_fwd[grid](
-            g.to_kernel(x_re), g.to_kernel(x_im), out, re_tr, im_tr, rho_re, rho_im, last,
-            sn_i, cs_i, div_s, div_c, re0, im0, g.state_float(cfg.im_state),
-            *_adapt_args(g, cfg.adapt, cfg.scale), shifts, prev, th,
-            int(level or 0), int(im_reset), float(cfg.tau), float(cfg.sigma),
-            g.total, g.m, g.t, g.sn, g.st,
-            S=cfg.scale, POW2=_pow2(cfg.scale), PHASE=phase, RESET=reset,
-            ADAPT=cfg.adapt is not None, ONE_TRUNC=one_trunc, GRADED=cfg.graded, SHIFT=shift,
-            SAVE_STATE=learn, SAVE_RHO=save_rho, BLOCK=block,
-        )
-        y = g.from_kernel(out)
-        inits = (
-            g.init_trace(re0, cfg.scale, cfg.re_state is not None),
-            g.init_trace(im0, cfg.scale, cfg.im_state is not None),
-        )
-        keep_y = _delay_learnable(cfg.out, ctx.needs_input_grad[4])
-        ctx.save_for_backward(y if keep_y else None, rho_re, rho_im, re_tr, im_tr, *inits,
-                              sin_decay, cos_decay, shifts)
-        ctx.cfg, ctx.geom, ctx.shift, ctx.phase = cfg, g, shift, phase
-        ctx.mark_non_differentiable(last)
-        return y, last
-
-    @staticmethod
-    def backward(ctx, g_out, _g_last):
-        y, rho_re, rho_im, re_tr, im_tr, re_init, im_init, sin_decay, cos_decay, shifts = (
-            ctx.saved_tensors
-        )
-        g, cfg = ctx.geom, ctx.cfg
-        learn = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
-        dgrad = _delay_learnable(cfg.out, ctx.needs_input_grad[4])
-        gk = g.to_kernel(g_out)
-        gxr, gxi = g.trace(gk.dtype), g.trace(gk.dtype)
-        acc = torch.zeros((3, g.total), dtype=gk.dtype, device=g.device)
-        ks, div_s = g.flat(torch.round(sin_decay.detach().to(gk.dtype)) / P_SCALE, "sin_decay")
-        kc, div_c = g.flat(torch.round(cos_decay.detach().to(gk.dtype)) / P_SCALE, "cos_decay")
-        grid, block = g.grid()
-        _kernels().rf_bwd[grid](
-            gk, g.to_kernel(y) if dgrad else gk, gxr, gxi, acc, rho_re, rho_im, re_tr, im_tr,
-            re_init, im_init, ks, kc, div_s, div_c, shifts, g.total, g.m, g.t, g.sn, g.st,
-            PHASE=ctx.phase, SHIFT=ctx.shift, LEARN=learn, DGRAD=dgrad, BLOCK=block,
-        )
-        gs = g.reduce(acc[0], sin_decay, 1 / P_SCALE) if learn else None
-        gc = g.reduce(acc[1], cos_decay, 1 / P_SCALE) if learn else None
-        return (g.from_kernel(gxr), g.from_kernel(gxi), gs, gc,
-                _delay_grad(g, acc[2], cfg.out, dgrad), None)
-
-
-def _iz_reset(th_scaled: float):
-    """rf_iz reset: level ``k`` (``y ≥ k`` resets) and the reset value ``I(f32(θS − 1))``."""
-    if th_scaled < 0:
-        return None, 0
-    level = reset_level(th_scaled)
-    if not math.isfinite(level):
-        return None, 0
-    return level, math.trunc(float(np.float32(th_scaled - 1)))
-
-
-def _rf_states(kind: str, last: torch.Tensor, shape, threshold, step, scale) -> dict:
-    re, im, s, th, r = (t.reshape(shape) for t in last)
-    fired = (s > 0).to(s.dtype)
-    states = {"real_state": re, "imag_state": im, "shift_state": s}
-    if kind == "rf_iz":
-        states["real_state"] = re * (1 - fired)
-        states["imag_state"] = fired * (threshold - 1 / scale) + (1 - fired) * im
-    if kind in ("adrf", "adrf_iz"):
-        states["refractory_state"] = r + 2 * fired * th
-        states["threshold_state"] = th + fired * step
-    return states
-
-
-def _rf_call(kind, x, sin_decay, cos_decay, threshold, tau, sigma, graded, scale, states,
-             adapt, output):
-    re_state, im_state = states
-    cfg = _RfCfg(kind, threshold, tau, sigma, graded, int(scale), re_state, im_state, adapt,
-                 output)
-    y, last = _RfFn.apply(x[0], x[1], sin_decay, cos_decay, output.delay, cfg)
-    step = adapt[2] if adapt is not None else None
-    return y, _rf_states(kind, last, x[0].shape[:-1], threshold, step, scale)
-
-
-def rf(
-    x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12, graded=False,
-    real_state=None, imag_state=None, output=NO_OUTPUT,
-):
-    """Resonate-and-fire neuron with phase spike, fused (spec §4.3); ``x = (x_re, x_im)``."""
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _rf.dynamics(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
-                      graded=graded, real_state=real_state, imag_state=imag_state, output=output)
-    return _rf_call("rf", x, sin_decay, cos_decay, threshold, tau_rho * _rf.TAU,
-                    scale_rho * _rf.SIGMA, graded, scale, (real_state, imag_state), None,
-                    output)
-
-
-def rf_iz(
-    x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12, graded=False,
-    real_state=None, imag_state=None, output=NO_OUTPUT,
-):
-    """Resonate-and-fire Izhikevich neuron, fused (spec §4.4); ``x = (x_re, x_im)``."""
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _rf_iz.dynamics(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
-                         graded=graded, real_state=real_state, imag_state=imag_state,
-                         output=output)
-    return _rf_call("rf_iz", x, sin_decay, cos_decay, threshold, tau_rho * _rf_iz.TAU,
-                    scale_rho * _rf_iz.SIGMA, graded, scale, (real_state, imag_state), None,
-                    output)
-
-
-def _adaptive_rf(kind, x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold,
-                 threshold_step, tau_rho, scale_rho, scale, graded, states, output):
-    re_state, im_state, th_state, ref_state = states
-    adapt = (threshold_decay, refractory_decay, threshold_step, threshold, th_state, ref_state)
-    return _rf_call(kind, x, sin_decay, cos_decay, threshold, tau_rho * _adrf.TAU,
-                    scale_rho * _adrf.SIGMA, graded, scale, (re_state, im_state), adapt,
-                    output)
-
-
-def adrf(
-    x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold, threshold_step,
-    tau_rho, scale_rho, *, scale=1 << 12, graded=False, real_state=None, imag_state=None,
-    threshold_state=None, refractory_state=None, output=NO_OUTPUT,
-):
-    """Adaptive RF neuron with phase spike, fused (spec §4.5); ``x = (x_re, x_im)``."""
-    states = (real_state, imag_state, threshold_state, refractory_state)
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _adrf.dynamics(x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold,
-                        threshold_step, tau_rho, scale_rho, scale=scale, graded=graded,
-                        real_state=real_state, imag_state=imag_state,
-                        threshold_state=threshold_state, refractory_state=refractory_state,
-                        output=output)
-    return _adaptive_rf("adrf", x, sin_decay, cos_decay, threshold_decay, refractory_decay,
-                        threshold, threshold_step, tau_rho, scale_rho, scale, graded, states,
-                        output)
-
-
-def adrf_iz(
-    x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold, threshold_step,
-    tau_rho, scale_rho, *, scale=1 << 12, graded=False, real_state=None, imag_state=None,
-    threshold_state=None, refractory_state=None, output=NO_OUTPUT,
-):
-    """Adaptive RF Izhikevich neuron, fused (spec §4.6); ``x = (x_re, x_im)``."""
-    states = (real_state, imag_state, threshold_state, refractory_state)
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _adrf_iz.dynamics(x, sin_decay, cos_decay, threshold_decay, refractory_decay,
-                           threshold, threshold_step, tau_rho, scale_rho, scale=scale,
-                           graded=graded, real_state=real_state, imag_state=imag_state,
-                           threshold_state=threshold_state, refractory_state=refractory_state,
-                           output=output)
-    return _adaptive_rf("adrf_iz", x, sin_decay, cos_decay, threshold_decay, refractory_decay,
-                        threshold, threshold_step, tau_rho, scale_rho, scale, graded, states,
-                        output)
-
-
 # ---------------------------------------------------------------------------- sigma-delta
 
 
@@ -689,32 +473,3 @@ def sigma_delta(
     sig, a, res, err, s = (t.reshape(x.shape[:-1]) for t in last)
     return y, {"sigma_state": sig, "pre_state": a, "residual_state": res, "error_state": err,
                "shift_state": s}
-
-
-# ------------------------------------------------------------------------ family registration
-
-_FUSED = {
-    "neuron.cuba": cuba, "neuron.alif": alif, "neuron.rf": rf, "neuron.rf_iz": rf_iz,
-    "neuron.adrf": adrf, "neuron.adrf_iz": adrf_iz, "neuron.sigma_delta": sigma_delta,
-}
-
-
-def _registered(op: str, fused):
-    """The ``"triton"`` kernel of ``op``: the fused op where it covers the call (no neuron
-    norm or bias hook, ReLU activation), the family's torch dynamics otherwise."""
-    family = families.family(op)
-
-    def run(x, *args, norm=None, want_state=True, activation=None, **kwargs):
-        if norm is not None or activation not in (None, torch.relu, torch.nn.functional.relu) \
-                or kwargs.get("exact_decay"):  # the fused loops round decays to 12 bits
-            extra = {"activation": activation} if activation is not None else {}
-            if op == "neuron.cuba":
-                extra["want_state"] = want_state
-            return family.dynamics(x, *args, norm=norm, **extra, **kwargs)
-        return fused(x, *args, **kwargs)
-    run.__doc__ = f"``{op}`` through :func:`{fused.__name__}` (registered Triton kernel)."
-    return run
-
-
-for _op, _fn in _FUSED.items():
-    families.register(_op, "triton", _registered(_op, _fn))

@@ -133,6 +133,8 @@ def main() -> int:
     jobs.append(("compile Pool-Conv(delays)-Pool-Dense(delays<=130)", _pool_delays, pool_in, 200))
     jobs.append(("compile Pool-Conv(per-channel delays)-Pool-Dense", _pool_channel_delays,
                  pool_in, 200))
+    jobs.append(("compile Pool-Conv(per-channel delays)-Pool-Dense(own delays)",
+                 _pool_channel_own_delays, pool_in, 200))
     kwta_in = tmp / "kwta_20.npy"  # Recurrent + KWTA (lower-kwta: a dense_rec layer)
     np.save(kwta_in, (np.random.default_rng(0).random((20, 30)) < 0.3).astype(np.float32))
     jobs.append(("compile examples/models.py:RecurrentKWTA", _recurrent_kwta, kwta_in, 30))
@@ -359,6 +361,15 @@ def _pool_channel_delays():
     of the first dense layer, which carries no delay of its own (netx: one delay per synapse)."""
     g = _pool_conv_net(dense_delay=False)
     d = {"1.delay": np.array([0, 3, 7, 1, 62, 25], np.float64)}
+    return _compiled(g.replace(params={**g.params, **d}))
+
+
+def _pool_channel_own_delays():
+    """As :func:`_pool_channel_delays`, and the first dense layer has its own delay per output:
+    the conv delays become its column delays and its own delays the next dense layer's."""
+    g = _pool_conv_net(dense_delay=True)
+    d = {"1.delay": np.array([0, 3, 7, 1, 62, 25], np.float64),
+         "4.delay": np.array([4, 0, 9, 2, 30, 1, 6, 11], np.float64)}
     return _compiled(g.replace(params={**g.params, **d}))
 
 

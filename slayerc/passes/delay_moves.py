@@ -139,11 +139,12 @@ def _place_columns(rw: Rewriter, node: Op, syn: Op, prev: Op | None, per: np.nda
                         "slayerc")
     assert prev is not None
     own, merged = _own_delay(rw, syn), ""
-    if own is not None:  # an equal delay on every output = the same on every input column
-        k = _uniform(rw, own)
-        assert k is not None  # (checked by _columns_problem)
+    k = _uniform(rw, own) if own is not None else None
+    if own is not None and k is not None:  # equal on every output = the same on every column
         per, merged = per + k, f", with the {k} steps of {own.describe()}"
         rw.bypass(own.name)
+    elif own is not None:  # (checked by _columns_problem: the next layer's columns hold it)
+        merged = f"; its own {own.describe()} becomes the next dense layer's column delays"
     ref = rw.put(None, f"{node.name}.delay", per.astype(np.float32))
     moved = ops.Delay(name=node.name, inputs=(prev.name,), delay=ref, max_delay=None,
                       shape=prev.shape, dtype=prev.dtype, loc=node.loc)
@@ -170,9 +171,34 @@ def _columns_problem(rw: Rewriter, syn: Op, prev: Op | None,
         return ("it is in neither Lava's form (axon.shift → axon.delay → synapse.dense → "
                 "neuron) nor slayer's (synapse.dense → neuron without bias → axon.shift)")
     own = _own_delay(rw, syn)
-    if own is not None and _uniform(rw, own) is None:
-        return (f"it carries a delay of its own that differs per output ({own.describe()}), "
-                "and a netlist layer holds one delay vector")
+    if own is None or _uniform(rw, own) is not None:
+        return None
+    nxt = _next_columns_problem(rw, own)
+    if nxt is None:
+        return None  # the writer gives the own delay to the next layer, as its input columns
+    return (f"it carries a delay of its own that differs per output ({own.describe()}), "
+            f"a netlist layer holds one delay vector, and that one cannot go to the next "
+            f"layer's input columns instead: {nxt}")
+
+
+def _next_columns_problem(rw: Rewriter, own: Op) -> str | None:
+    """Why the dense layer right after ``own`` (a slayer-form layer's own output delay) cannot
+    hold it as its per-column input delays, or None.  It can when ``own`` feeds that dense
+    synapse directly, in ≠ out features, and that layer has no delay of its own."""
+    syn = rw.only_user(own.name)
+    if syn is None or syn.OP != "synapse.dense":
+        return f"{own.describe()} does not feed a dense layer directly"
+    w = rw.params[syn.weight.name]  # type: ignore[union-attr]
+    if w.shape[0] == w.shape[1]:
+        return (f"the dense layer %{syn.name} after it has as many input as output features "
+                f"({w.shape[0]}), so netx would read its delays per output")
+    neuron = rw.only_user(syn.name)
+    if neuron is None or neuron.OP not in ops.NEURON_OPS or not _passable(neuron):
+        return f"the dense layer %{syn.name} after it does not feed a neuron without bias"
+    after = _own_delay(rw, syn)
+    if after is not None:
+        return (f"the dense layer %{syn.name} after it carries a delay of its own "
+                f"({after.describe()})")
     return None
 
 

@@ -147,8 +147,9 @@ def _own_delay(g, delay):
 
 @pytest.mark.parametrize("case,match", [
     ("own", r"but it carries a delay of its own that differs per output \(%nd \(axon.delay\)\), "
-            r"and a netlist layer holds one delay vector; make the delays equal, remove them or "
-            r"use target slayerc"),
+            r"a netlist layer holds one delay vector, and that one cannot go to the next "
+            r"layer's input columns instead: %nd \(axon.delay\) does not feed a dense layer "
+            r"directly; make the delays equal, remove them or use target slayerc"),
     ("square", r"but it has as many input as output features \(32\)"),
 ])
 def test_unequal_conv_delays_without_a_column_form_are_refused_by_name(case, match):
@@ -239,6 +240,38 @@ def test_per_channel_conv_delays_pass_a_pool_onto_dense_columns_exactly(tmp_path
     hdf5.write(final, path, target="loihi2")
     got = run_netlist(path, x[0].numpy(), input_shape=(2, 16, 16))
     assert np.array_equal(got, simulate(final, x[0].numpy())[final.outputs[0].name])
+
+
+def test_per_channel_conv_delays_beside_the_dense_layers_own_per_output_delays(tmp_path):
+    """Pool → Conv(a delay per channel) → Pool → Flatten → Dense(its own delay per output) →
+    Dense: the conv delays become the first dense layer's column delays, so its own delays
+    (the same wait on its output axons) go to the next dense layer's input columns in the
+    netlist.  Float, fixed point and the written netlist agree with the graph before the pass;
+    without either delay the output differs."""
+    conv = np.array([0, 3, 7, 1, 12, 5], np.float64)
+    own = np.array([4, 0, 9, 2, 30, 1, 6, 11], np.float64)
+    g = _up_to_legalize_delay(_with_delays(conv, own))
+    after = PassManager.from_string("legalize-delay{max=62,target=loihi2}").run(g)
+    x = (torch.rand(2, 2, 16, 16, 160, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    name = g.outputs[0].name
+    want = simulate(g, x.numpy())[name]
+    assert want.sum() > 0 and np.array_equal(simulate(after, x.numpy())[name], want)
+    assert torch.equal(interpret(after, x), interpret(g, x))
+    for c, o in ((np.zeros(6), own), (conv, np.zeros(8))):
+        other = _up_to_legalize_delay(_with_delays(c, o))
+        assert not np.array_equal(simulate(other, x.numpy())[name], want)  # both delays matter
+    final = PassManager.from_string("legalize-quant{target=loihi2}").run(after)
+    path = tmp_path / "pool_channels_own.net"
+    hdf5.write(final, path, target="loihi2")
+    import h5py
+
+    with h5py.File(path) as f:  # the own delays sit in the next dense layer, one per column
+        delays = {k: f[f"layer/{k}/delay"][()] for k in f["layer"] if "delay" in f[f"layer/{k}"]}
+    assert sorted(len(v) for v in delays.values()) == [8, 96]
+    assert any(np.array_equal(v, own) for v in delays.values())
+    got = run_netlist(path, x[0].numpy(), input_shape=(2, 16, 16))
+    assert np.array_equal(got, simulate(final, x[0].numpy())[final.outputs[0].name])
+    assert np.array_equal(got, want[0])
 
 
 def test_per_neuron_delays_that_differ_within_a_channel_do_not_pass_a_pool():

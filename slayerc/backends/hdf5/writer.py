@@ -104,7 +104,9 @@ def _match_layer(g: Graph, body: list[Op], i: int) -> tuple[Layer, int]:
     post = c.take({"axon.delay"}, lead is not None)
     neuron = c.take(NEURONS)
     trail = c.take({"axon.shift"}, lead is None and neuron is not None)
-    post = c.take({"axon.delay"}, trail is not None) or post
+    # a layer with per-column delays leaves its own output delay to the next dense layer,
+    # which holds it as its per-column delays (the same delay, on the other side of the axon)
+    post = c.take({"axon.delay"}, trail is not None and pre is None) or post
     if pre is not None and post is not None:
         raise _err(post, None, f"a netlist layer holds one delay vector, but this layer also "
                    f"has %{pre.name} before its synapse; move one of them to another layer")

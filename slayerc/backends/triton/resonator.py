@@ -164,18 +164,31 @@ def _rf_call(kind, x, sin_decay, cos_decay, threshold, tau, sigma, graded, scale
     return y, _rf_states(kind, last, x[0].shape[:-1], threshold, step, scale)
 
 
+def _dispatch(kind, home, x, args, states: dict, scale, graded, output):
+    """Run ``kind`` fused, or ``home.dynamics`` (its family's torch oracle) where the kernels
+    cannot run.  ``args``: the positional parameters of that ``dynamics`` after ``x``."""
+    if not use_triton(x[0]):
+        _warn_fallback(x[0])
+        return home.dynamics(x, *args, scale=scale, graded=graded, **states, output=output)
+    adapt = None
+    if len(args) == 8:  # adrf / adrf_iz: the threshold and refractory adaptation first
+        sin_decay, cos_decay, th_decay, ref_decay, threshold, step, tau_rho, scale_rho = args
+        adapt = (th_decay, ref_decay, step, threshold, states["threshold_state"],
+                 states["refractory_state"])
+    else:
+        sin_decay, cos_decay, threshold, tau_rho, scale_rho = args
+    return _rf_call(kind, x, sin_decay, cos_decay, threshold, tau_rho * home.TAU,
+                    scale_rho * home.SIGMA, graded, scale,
+                    (states["real_state"], states["imag_state"]), adapt, output)
+
+
 def rf(
     x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, *, scale=1 << 12, graded=False,
     real_state=None, imag_state=None, output=NO_OUTPUT,
 ):
     """Resonate-and-fire neuron with phase spike, fused (spec §4.3); ``x = (x_re, x_im)``."""
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _rf.dynamics(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
-                      graded=graded, real_state=real_state, imag_state=imag_state, output=output)
-    return _rf_call("rf", x, sin_decay, cos_decay, threshold, tau_rho * _rf.TAU,
-                    scale_rho * _rf.SIGMA, graded, scale, (real_state, imag_state), None,
-                    output)
+    return _dispatch("rf", _rf, x, (sin_decay, cos_decay, threshold, tau_rho, scale_rho),
+                     {"real_state": real_state, "imag_state": imag_state}, scale, graded, output)
 
 
 def rf_iz(
@@ -183,23 +196,8 @@ def rf_iz(
     real_state=None, imag_state=None, output=NO_OUTPUT,
 ):
     """Resonate-and-fire Izhikevich neuron, fused (spec §4.4); ``x = (x_re, x_im)``."""
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _rf_iz.dynamics(x, sin_decay, cos_decay, threshold, tau_rho, scale_rho, scale=scale,
-                         graded=graded, real_state=real_state, imag_state=imag_state,
-                         output=output)
-    return _rf_call("rf_iz", x, sin_decay, cos_decay, threshold, tau_rho * _rf_iz.TAU,
-                    scale_rho * _rf_iz.SIGMA, graded, scale, (real_state, imag_state), None,
-                    output)
-
-
-def _adaptive_rf(kind, x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold,
-                 threshold_step, tau_rho, scale_rho, scale, graded, states, output):
-    re_state, im_state, th_state, ref_state = states
-    adapt = (threshold_decay, refractory_decay, threshold_step, threshold, th_state, ref_state)
-    return _rf_call(kind, x, sin_decay, cos_decay, threshold, tau_rho * _adrf.TAU,
-                    scale_rho * _adrf.SIGMA, graded, scale, (re_state, im_state), adapt,
-                    output)
+    return _dispatch("rf_iz", _rf_iz, x, (sin_decay, cos_decay, threshold, tau_rho, scale_rho),
+                     {"real_state": real_state, "imag_state": imag_state}, scale, graded, output)
 
 
 def adrf(
@@ -208,17 +206,11 @@ def adrf(
     threshold_state=None, refractory_state=None, output=NO_OUTPUT,
 ):
     """Adaptive RF neuron with phase spike, fused (spec §4.5); ``x = (x_re, x_im)``."""
-    states = (real_state, imag_state, threshold_state, refractory_state)
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _adrf.dynamics(x, sin_decay, cos_decay, threshold_decay, refractory_decay, threshold,
-                        threshold_step, tau_rho, scale_rho, scale=scale, graded=graded,
-                        real_state=real_state, imag_state=imag_state,
-                        threshold_state=threshold_state, refractory_state=refractory_state,
-                        output=output)
-    return _adaptive_rf("adrf", x, sin_decay, cos_decay, threshold_decay, refractory_decay,
-                        threshold, threshold_step, tau_rho, scale_rho, scale, graded, states,
-                        output)
+    args = (sin_decay, cos_decay, threshold_decay, refractory_decay, threshold, threshold_step,
+            tau_rho, scale_rho)
+    states = {"real_state": real_state, "imag_state": imag_state,
+              "threshold_state": threshold_state, "refractory_state": refractory_state}
+    return _dispatch("adrf", _adrf, x, args, states, scale, graded, output)
 
 
 def adrf_iz(
@@ -227,14 +219,8 @@ def adrf_iz(
     threshold_state=None, refractory_state=None, output=NO_OUTPUT,
 ):
     """Adaptive RF Izhikevich neuron, fused (spec §4.6); ``x = (x_re, x_im)``."""
-    states = (real_state, imag_state, threshold_state, refractory_state)
-    if not use_triton(x[0]):
-        _warn_fallback(x[0])
-        return _adrf_iz.dynamics(x, sin_decay, cos_decay, threshold_decay, refractory_decay,
-                           threshold, threshold_step, tau_rho, scale_rho, scale=scale,
-                           graded=graded, real_state=real_state, imag_state=imag_state,
-                           threshold_state=threshold_state, refractory_state=refractory_state,
-                           output=output)
-    return _adaptive_rf("adrf_iz", x, sin_decay, cos_decay, threshold_decay, refractory_decay,
-                        threshold, threshold_step, tau_rho, scale_rho, scale, graded, states,
-                        output)
+    args = (sin_decay, cos_decay, threshold_decay, refractory_decay, threshold, threshold_step,
+            tau_rho, scale_rho)
+    states = {"real_state": real_state, "imag_state": imag_state,
+              "threshold_state": threshold_state, "refractory_state": refractory_state}
+    return _dispatch("adrf_iz", _adrf_iz, x, args, states, scale, graded, output)

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import math
 import re
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -96,7 +97,7 @@ class Op:
         A list, not a generator: every pass and every verify asks every node, and building
         the list in one comprehension costs a third of resuming a generator per attribute.
         """
-        return [(key, value) for key in _attr_names(type(self))
+        return [(key, value) for key in _ref_names(type(self))
                 if isinstance(value := getattr(self, key), ParamRef)]
 
     def replace(self, **changes: Any) -> Op:
@@ -136,6 +137,23 @@ def _attr_names(cls: type[Op]) -> tuple[str, ...]:
     """The attribute field names of an op class, once per class (``dataclasses.fields`` is
     slow, and every pass asks every node)."""
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in BASE_FIELDS)
+
+
+@functools.cache
+def _ref_names(cls: type[Op]) -> tuple[str, ...]:
+    """The attribute fields of an op class whose type admits a :class:`ParamRef` (the only
+    ones :meth:`Op.param_refs` reads: most attributes are ints, strings and flags)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve (an op defined in a function)
+        return _attr_names(cls)
+    return tuple(k for k in _attr_names(cls) if _admits_ref(hints.get(k, ParamRef)))
+
+
+def _admits_ref(hint: Any) -> bool:
+    if hint is ParamRef:
+        return True
+    return any(_admits_ref(a) for a in typing.get_args(hint))
 
 
 class ShapeProblem(Exception):

@@ -40,6 +40,7 @@ def load_tree(path: str | os.PathLike) -> dict[str, Any]:
     with open_regular(path, "netlist") as raw:
         try:
             with h5py.File(path, "r", **_in_memory(os.fstat(raw.fileno()).st_size)) as f:
+                _small_cache(f.id)
                 return _group(f.id, _File(str(path), raw, f), "", 0)
         except BackendError:
             raise
@@ -51,6 +52,20 @@ def load_tree(path: str | os.PathLike) -> dict[str, Any]:
 #: Files up to this size are read into memory whole (HDF5's core driver): one read instead of
 #: a system call per object header and dataset, about a tenth of a deep netlist's read time.
 CORE_MAX_BYTES = 256 << 20
+
+
+#: HDF5's metadata cache limit for our reads and writes.  Each object header is visited once,
+#: so a cache only costs: with the library's default (32 MiB, grown on demand) a 10,000-layer
+#: netlist's 130,000 headers all stay cached, and reading it took 0.5 GB and 40 % longer.
+CACHE_BYTES = 1 << 20
+
+
+def _small_cache(fid: h5py.h5f.FileID) -> None:
+    config = fid.get_mdc_config()
+    config.set_initial_size = True
+    config.initial_size = config.min_size = min(config.min_size, CACHE_BYTES)
+    config.max_size = CACHE_BYTES
+    fid.set_mdc_config(config)
 
 
 def _in_memory(size: int) -> dict[str, Any]:
@@ -202,6 +217,7 @@ def dump_tree(path: str | os.PathLike, tree: dict[str, Any]) -> None:
     def write(tmp: str) -> None:
         # built in memory, written once at close (the same bytes as writing object by object)
         with h5py.File(tmp, "w", driver="core", backing_store=True, block_size=1 << 20) as f:
+            _small_cache(f.id)
             _write_group(f.id, tree)
     atomic_write(path, write)
 

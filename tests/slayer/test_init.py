@@ -27,16 +27,21 @@ def test_dense_weight_is_conv3d_default_times_scale_and_gain_is_its_row_norm():
     assert torch.allclose(block.synapse.weight_g.detach(), norms)
 
 
-def test_delays_are_uniform_in_0_1_and_reproducible():
-    torch.manual_seed(1)
-    block = _dense(delay=True)
-    d = block.delay.delay.detach()
-    assert d.shape == (16,) and bool(((d >= 0) & (d < 1)).all()) and float(d.std()) > 0.1
-    torch.manual_seed(1)
-    again = _dense(delay=True)
-    assert torch.equal(again.delay.delay.detach(), d)  # same seed, same delays
+def test_delays_are_uniform_in_0_1_drawn_at_the_first_forward_and_reproducible():
     x = torch.zeros(2, 20, 5)
     x[:, :, 0] = 1.0
+    torch.manual_seed(1)
+    block = _dense(delay=True)
+    assert torch.equal(block.delay.delay.detach(), torch.zeros(16))  # shaped, not drawn yet
+    block(x)
+    d = block.delay.delay.detach().clone()
+    assert d.shape == (16,) and bool(((d >= 0) & (d < 1)).all()) and float(d.std()) > 0.1
+    block(x)
+    assert torch.equal(block.delay.delay.detach(), d)  # drawn once
+    torch.manual_seed(1)
+    again = _dense(delay=True)
+    again(x)
+    assert torch.equal(again.delay.delay.detach(), d)  # same seed, same delays
     # delays below one step do not shift: the block's output equals the block without delay
     torch.manual_seed(1)
     plain = _dense(delay=False)

@@ -202,9 +202,17 @@ def test_lazy_params_load_before_forward_and_never_redrawn():
     m.load_state_dict({"current_decay": sd["0.neuron.current_decay"],
                        "voltage_decay": sd["0.neuron.voltage_decay"]}, strict=True)
     assert torch.equal(m.voltage_decay.data, sd["0.neuron.voltage_decay"])
-    # eager shapes: set_shape draws now
+    # eager shapes: set_shape shapes now (the lower bound), the first forward draws
     e = cuba.Neuron(1.0, (0.1, 0.4), (0.02, 0.1), shared_param=False, shape=(16,))
     assert e.current_decay.shape == (16,) and (e.current_decay >= 409.6 - 1e-3).all()
+    e(torch.zeros(1, 16, 5))
+    assert float(e.current_decay.std()) > 10 and (e.current_decay <= 1638.4 + 1e-3).all()
+    # values set by hand before the first forward are kept
+    h = cuba.Neuron(1.0, (0.1, 0.4), (0.02, 0.1), shared_param=False, shape=(16,))
+    h.current_decay.data = torch.full((16,), 1000.0)
+    h(torch.zeros(1, 16, 5))
+    assert torch.equal(h.current_decay.data, torch.full((16,), 1000.0))
+    assert float(h.voltage_decay.std()) > 1  # the untouched one is drawn
 
 
 def test_delay_module_load_and_clamp():

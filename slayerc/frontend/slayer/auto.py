@@ -293,6 +293,7 @@ def _finish_neuron(layer: _Layer, spec: _NeuronSpec, neuron, shape) -> None:
     """Fix the shape, then set the exact file values (decays, SDNN thresholds, norm)."""
     if shape is not None:
         neuron.set_shape(shape)
+    neuron.keep_values()
     for name, value in spec.exact.items():
         param = getattr(neuron, name)
         t = torch.tensor(value, dtype=param.dtype, device=param.device)
@@ -487,6 +488,7 @@ class _Builder:
 def _set_delay(blk, delay: np.ndarray | None) -> None:
     if delay is not None:
         blk.delay.delay.data = torch.tensor(delay, dtype=torch.float32)
+        blk.delay.keep_values()
 
 
 def _enable_weight_norm(blk: torch.nn.Module) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from slayerc.errors import DelayShapeError, FrontendError  # noqa: F401
+from slayerc.frontend.slayer.neuron.base import _mark
 from slayerc.runtime import axon as _axon
 
 
@@ -26,9 +27,11 @@ class Delay(torch.nn.Module):
     by ``trunc(d[c]/Ts)`` steps; for conv inputs it is repeated over H and W.  Gradient
     (lava-dl): inputs get the inverse shift; ``∂L/∂d[c] = grad_scale·Σ g[t]·(y[t−1] − y[t])``.
 
-    ``d`` starts as one value and is drawn as ``rand(C)`` when the channel count is known:
-    :meth:`set_channels` (blocks), else the first forward.  Loading a state dict before that
-    adopts the loaded delays; they are never re-drawn afterwards.
+    ``d`` starts as one value; it takes its shape ``(C,)`` (zeros) when the channel count is
+    known (:meth:`set_channels`, called by blocks) and is drawn as ``rand(C)`` on the input's
+    device at the first forward, as lava-dl draws it (so the same seed gives the same network);
+    delays set by hand before that are kept (the draw still happens, keeping the random-number
+    order).  Loading a state dict adopts the loaded delays; they are never re-drawn afterwards.
     """
 
     def __init__(self, sampling_time=1, max_delay=None, grad_scale=1):
@@ -38,13 +41,28 @@ class Delay(torch.nn.Module):
         self.grad_scale = grad_scale
         self.register_parameter("delay", torch.nn.Parameter(torch.zeros(1), requires_grad=True))
         self.init = False
+        self._drawn = False
+        self._placeholder: tuple[int, int] | None = None
 
     def set_channels(self, num_channels: int) -> None:
-        """Draw ``rand(num_channels)`` delays now (no-op once initialised)."""
+        """Give the delays their shape ``(num_channels,)`` now (zeros until the first forward
+        draws them; no-op once initialised)."""
         if not self.init:
-            self.delay.data = torch.rand(int(num_channels), device=self.delay.device)
+            self.delay.data = torch.zeros(int(num_channels), device=self.delay.device)
             self.init = True
-            self.clamp()
+            self._placeholder = _mark(self.delay)
+
+    def keep_values(self) -> None:
+        """The delays were set from outside (a netlist, a converter): never draw them."""
+        self._drawn = True
+
+    def _draw_pending(self, device: torch.device) -> None:
+        if self._drawn:
+            return
+        self._drawn = True
+        value = torch.rand(self.delay.shape[0], device=device)  # (the random-number order)
+        if _mark(self.delay) == self._placeholder:  # not set by hand since set_channels
+            self.delay.data = value.to(self.delay.device)
 
     def clamp(self) -> None:
         """Clamp the delays to ``[0, max_delay]`` (``[0, ∞)`` without a maximum)."""
@@ -58,6 +76,8 @@ class Delay(torch.nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         value = state_dict.get(prefix + "delay")
+        if value is not None:
+            self._drawn = True  # loaded delays are never re-drawn
         if value is not None and not self.init:
             self.delay.data = torch.empty(value.shape, device=self.delay.device)
             self.init = True
@@ -71,6 +91,7 @@ class Delay(torch.nn.Module):
                 f"got shape {list(input.shape)}"
             )
         self.set_channels(input.shape[1])
+        self._draw_pending(input.device)
         self.clamp()
         if self.delay.shape[0] != input.shape[1]:
             raise DelayShapeError(

@@ -83,13 +83,12 @@ class ResonatorNeuron(base.Neuron):
         decay = self.decay_min + (self.decay_max - self.decay_min) * torch.rand(n)
         sin = torch.sin(2 * np.pi * freq) * (1 - decay)
         cos = torch.cos(2 * np.pi * freq) * (1 - decay)
-        self.sin_decay.data = (self.p_scale * sin).reshape(pshape).to(self.sin_decay.device)
-        self.cos_decay.data = (self.p_scale * cos).reshape(pshape).to(self.cos_decay.device)
+        out = {"sin_decay": (self.p_scale * sin).reshape(pshape),
+               "cos_decay": (self.p_scale * cos).reshape(pshape)}
         rest = {k: v for k, v in self._lazy.items() if k not in ("sin_decay", "cos_decay")}
         for name, (lo, hi) in rest.items():
-            param = getattr(self, name)
-            value = lo + (hi - lo) * torch.rand(pshape)
-            param.data = (self.p_scale * value).to(param.device)
+            out[name] = self.p_scale * (lo + (hi - lo) * torch.rand(pshape))
+        return out
 
     def clamp(self):
         """Keep ``(sin, cos)`` inside the radius-4095 circle, ``sin ≥ 1`` and ``cos ≥ 0``."""

@@ -12,10 +12,12 @@ Parameter granularity:
   layers and ``(C, H, W)`` for conv layers, drawn in ``[min, max]``.
 
 Shapes are fixed as early as possible: with ``shape=`` at construction, ``set_shape(shape)``
-(dense blocks know it) or ``set_channels(C)`` (conv blocks know C), else at the first forward.
-Loading a state dict into a neuron whose per-channel parameters are not drawn yet adopts the
-loaded shapes, and a later forward never re-draws them (lava-dl re-draws after a load into a
-module that never ran).
+(dense blocks know it) or ``set_channels(C)`` (conv blocks know C), else at the first forward;
+until the first forward the per-channel parameters hold their lower bound.  Their random values
+are drawn at the first forward, as lava-dl draws them, so a network built and run from the same
+seed equals lava-dl's; values set by hand before that are kept (the draw still happens, so the
+random-number order stays).  Loading a state dict adopts the loaded shapes and values, and a later
+forward never re-draws them (lava-dl re-draws after a load into a module that never ran).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def _range(name: str, value, jitter: float) -> tuple[float, float]:
     if len(value) != 2:
         raise NeuronConfigError(f"expected {name} as a scalar or (min, max); got {value!r}")
     return value[0], value[1]
+
+
+def _mark(param: torch.Tensor) -> tuple[int, int]:
+    """What changes when a parameter is set by hand (``.data =`` or an in-place copy)."""
+    return param.data_ptr(), param._version
 
 
 class Neuron(torch.nn.Module):
@@ -83,6 +90,8 @@ class Neuron(torch.nn.Module):
         self.complex = complex
         self._lazy: dict[str, tuple[float, float]] = {}
         self._params_ready = self.shared_param
+        self._drawn = self.shared_param
+        self._placeholders: dict[str, tuple[int, int]] = {}
         self._init_norm(norm, num_neurons)
         self.drop = dropout
 
@@ -119,18 +128,43 @@ class Neuron(torch.nn.Module):
         )
         self.register_parameter(name, param)
 
-    def _draw(self, pshape: tuple[int, ...]) -> None:
-        """Draw every lazy parameter uniformly in its ``[min, max]`` with shape ``pshape``."""
-        for name, (lo, hi) in self._lazy.items():
-            param = getattr(self, name)
-            value = lo + (hi - lo) * torch.rand(pshape, dtype=torch.float32)
-            param.data = (self.p_scale * value).to(param.device)
+    def _draw(self, pshape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """Every lazy parameter drawn uniformly in its ``[min, max]`` with shape ``pshape``
+        (×p_scale, on the CPU generator as lava-dl draws them)."""
+        return {name: self.p_scale * (lo + (hi - lo) * torch.rand(pshape, dtype=torch.float32))
+                for name, (lo, hi) in self._lazy.items()}
 
     def _materialize(self, shape: tuple[int, ...]) -> None:
+        """Give the lazy parameters their final shape now, holding their lower bound; the
+        random values are drawn at the first forward (:meth:`_draw_pending`), as lava-dl
+        draws them, so the same seed gives the same network."""
         if self._params_ready:
             return
-        self._draw(tuple(shape) if self.per_neuron_param else (shape[0],))
+        pshape = tuple(shape) if self.per_neuron_param else (shape[0],)
+        for name in self._lazy:
+            param = getattr(self, name)
+            param.data = param.data.reshape(-1)[:1].expand(pshape).clone()
         self._params_ready = True
+        self.clamp()
+        self._placeholders = {name: _mark(getattr(self, name)) for name in self._lazy}
+
+    def keep_values(self) -> None:
+        """The parameters were set from outside (a netlist, a converter): never draw them."""
+        self._drawn = True
+
+    def _draw_pending(self) -> None:
+        """Draw the lazy parameters' values once, at the first forward (lava-dl's order: after
+        every weight of the network, in forward order), unless a state dict gave them."""
+        if self._drawn or not self._params_ready:
+            return
+        self._drawn = True
+        if not self._lazy:
+            return
+        drawn = self._draw(tuple(getattr(self, next(iter(self._lazy))).shape))
+        for name, value in drawn.items():  # (drawn anyway: the random-number order stays)
+            param = getattr(self, name)
+            if _mark(param) == self._placeholders.get(name):  # not set by hand since
+                param.data = value.to(param.device)
         self.clamp()
 
     def set_channels(self, num_channels: int) -> None:
@@ -174,15 +208,19 @@ class Neuron(torch.nn.Module):
                 f"{type(self).__module__}.Neuron expected input of shape "
                 f"[batch, {', '.join(map(str, self.shape))}, time]; got {list(x.shape)}"
             )
+        self._draw_pending()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if not self._params_ready:
-            for name in self._lazy:
-                value = state_dict.get(prefix + name)
-                if value is not None:
-                    param = getattr(self, name)
-                    param.data = torch.empty(value.shape, dtype=param.dtype, device=param.device)
-                    self._params_ready = True
+        shaped = self._params_ready
+        for name in self._lazy:
+            value = state_dict.get(prefix + name)
+            if value is None:
+                continue
+            self._drawn = True  # loaded values are never re-drawn
+            if not shaped:
+                param = getattr(self, name)
+                param.data = torch.empty(value.shape, dtype=param.dtype, device=param.device)
+                self._params_ready = True
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------------------ states

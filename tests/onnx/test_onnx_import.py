@@ -114,6 +114,46 @@ def test_residual_graph_is_no_netlist_chain(exported, tmp_path):
         compile_file(path, output=tmp_path / "r.net")
 
 
+def test_residual_runs_in_fixed_point_within_the_reported_error(exported, tmp_path):
+    """(d) has no netlist (netx has no add or concat layer), but its loihi2-legal graph runs
+    in slayerc's fixed-point simulator: the merge points carry no rescale (the stem's scale
+    moved into its own layer), and the output is within the report's quantization error of
+    the float model and within 1 % of onnxruntime."""
+    from slayerc.runtime.fixed import simulate
+
+    _, shape, path = exported["residual"]
+    done = compile_file(path, output=tmp_path / "r.sir")
+    g = done.graph
+    for n in g:
+        if n.OP in ("tensor.add", "tensor.concat"):
+            assert all(g[i].OP != "tensor.affine" for i in n.inputs), n.name
+    x = _held(torch.rand(4, *shape, generator=torch.Generator().manual_seed(6)))
+    report = sdnn_report(done.traced, x, g)
+    k = report.output_exp["y"]
+    fixed = simulate(g, x.numpy())["y"][..., -1] / 2.0 ** (18 + k)
+    flt = slayerc.interpret(done.traced, x)[..., -1].detach().numpy()
+    assert report.quant_error is not None and report.quant_error < 0.01
+    assert _rel(fixed, flt) <= report.quant_error + 1e-6
+    assert _rel(fixed, _ref(path, x[..., -1])) < 0.01
+
+
+def test_moving_the_rescales_keeps_the_float_model(exported, monkeypatch):
+    """The same conversion with the merge-point rescales left as ``tensor.affine`` ops gives
+    the same float output (the move is exact up to float rounding)."""
+    import slayerc.frontend.onnx as conv
+
+    _, shape, path = exported["residual"]
+    moved = slayerc.load(path, ramp=1.0)
+    monkeypatch.setattr(conv, "fold_rescales", lambda g: g)
+    kept = slayerc.load(path, ramp=1.0)
+    assert sum(n.OP == "tensor.affine" for n in kept) > sum(n.OP == "tensor.affine"
+                                                            for n in moved)
+    x = _held(torch.rand(3, *shape, generator=torch.Generator().manual_seed(8)))
+    a = slayerc.interpret(moved, x)[..., -1].detach().numpy()
+    b = slayerc.interpret(kept, x)[..., -1].detach().numpy()
+    assert np.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_pilotnet_drifting_input_is_sparse(exported):
     _, shape, path = exported["pilotnet"]
     g = slayerc.load(path)

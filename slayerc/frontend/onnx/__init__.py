@@ -59,6 +59,7 @@ from slayerc.frontend.onnx.report import (
     sdnn_report,
     settle_steps,
 )
+from slayerc.frontend.onnx.rescale import fold_rescales
 from slayerc.frontend.onnx.scales import best_ramp
 from slayerc.ir.core import Graph
 from slayerc.ir.shapes import infer_shapes
@@ -108,7 +109,7 @@ def _convert(path: str | os.PathLike, onnx_model: Any, inits: dict[str, np.ndarr
     conv = Converter(path, onnx_model, inits, opts)
     conv.run(dims, calib)
     add_output_biases(conv.b, getattr(conv, "pending_out", {}), os.fspath(path))
-    g = conv.b.build()
+    g = fold_rescales(conv.b.build())
     try:
         return verify(infer_shapes(g))
     except SlayerError as e:

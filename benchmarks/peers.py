@@ -1,7 +1,10 @@
 """Side-by-side CPU training step: slayerc against the libraries users would pick instead.
 
-The same network in each library: cuba (current-based LIF) Dense 200→256→256→10, batch 32,
-T = 100, forward + backward + Adam on an MSE loss against a random spike target.  Contenders
+The same network in each library: cuba (current-based LIF) Dense 200→256→256→10, or with
+``--net conv`` an NMNIST-size conv net (input 2×34×34, Conv 2→16 k5 s2, 16→32 k3 s2, 32→64 k3
+s2, Dense 1600→256→10), batch 32 (``--batch``), T = 100, forward + backward + Adam on an MSE
+loss against a random spike target.  The peers run their synapses over the folded time axis
+and their own neuron over time.  Contenders
 (each only if it is installed; each runs in its own process, so peak memory is per process):
 
 * ``slayerc``: ``slayerc.slayer`` blocks (eager);
@@ -20,7 +23,7 @@ printed before and after; ``--threads K`` sets torch's threads in every contende
 cores, 2 threads can be 10× slower than 1 for every torch-based contender: measure both; the
 default ``auto`` takes 1 thread when the load average is at the core count, see
 :func:`auto_threads`).
-``--load N`` starts N CPU-burning processes beside the benchmark (to
+``--background N`` (or ``--load N``) starts N CPU-burning processes beside the benchmark (to
 measure steadiness under load).  Run: ``python benchmarks/peers.py [--steps N] [--rounds R]``.
 """
 
@@ -39,6 +42,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 N, T, SIZES = 32, 100, (200, 256, 256, 10)
 TH, DU, DV = 1.25, 0.25, 0.03
+#: ``--net conv``: NMNIST-size input 2×34×34; (in, out, kernel, stride, padding) per conv
+#: layer, then the flattened 64×5×5 features through dense layers.
+CONV_IN = (2, 34, 34)
+CONVS = ((2, 16, 5, 2, 2), (16, 32, 3, 2, 1), (32, 64, 3, 2, 1))
+CONV_DENSE = (1600, 256, 10)
+NET = {"net": "dense"}
+
+
+def _input_shape() -> tuple[int, ...]:
+    return CONV_IN if NET["net"] == "conv" else (SIZES[0],)
+
+
+def _out_features() -> int:
+    return CONV_DENSE[-1] if NET["net"] == "conv" else SIZES[-1]
 
 
 def _build(name: str):
@@ -52,31 +69,58 @@ def _build(name: str):
             import slayerc.slayer as slayer
         p = {"threshold": TH, "current_decay": DU, "voltage_decay": DV, "tau_grad": 0.03,
              "scale_grad": 3, "requires_grad": False}
-        net = torch.nn.Sequential(*(slayer.block.cuba.Dense(p, a, b, weight_scale=2)
-                                    for a, b in zip(SIZES, SIZES[1:])))
+        b = slayer.block.cuba
+        if NET["net"] == "conv":
+            blocks = [b.Conv(p, i, o, k, stride=st, padding=pd, weight_scale=2)
+                      for i, o, k, st, pd in CONVS]
+            blocks += [b.Flatten()] + [b.Dense(p, i, o, weight_scale=2)
+                                       for i, o in zip(CONV_DENSE, CONV_DENSE[1:])]
+        else:
+            blocks = [b.Dense(p, i, o, weight_scale=2) for i, o in zip(SIZES, SIZES[1:])]
+        net = torch.nn.Sequential(*blocks)
         if name == "slayerc-ir":
             import slayerc
 
-            net = slayerc.to_module(slayerc.trace(net, torch.zeros(1, SIZES[0], T)))
+            net = slayerc.to_module(slayerc.trace(net, torch.zeros(1, *_input_shape(), T)))
         return net
     return _PerStep(name)
+
+
+def _describe() -> str:
+    if NET["net"] == "conv":
+        convs = ", ".join(f"Conv {i}->{o} k{k} s{st}" for i, o, k, st, _ in CONVS)
+        return (f"cuba conv net {'x'.join(map(str, CONV_IN))}: {convs}, "
+                f"Dense {'-'.join(map(str, CONV_DENSE))}")
+    return f"cuba Dense {'-'.join(map(str, SIZES))}"
 
 
 def _PerStep(name: str):  # noqa: N802 - a factory of torch modules by library
     import torch
 
     class Net(torch.nn.Module):
+        """Synapses over the folded time axis (they are stateless), then the library's own
+        neuron over time; ``x``: ``[N, *S, T]``."""
+
         def __init__(self):
             super().__init__()
-            self.fc = torch.nn.ModuleList(torch.nn.Linear(a, b, bias=False)
-                                          for a, b in zip(SIZES, SIZES[1:]))
-            self.lif = torch.nn.ModuleList(_neuron(name) for _ in SIZES[1:])
+            layers: list[torch.nn.Module] = []
+            dense = SIZES
+            if NET["net"] == "conv":
+                layers += [torch.nn.Conv2d(i, o, k, stride=st, padding=pd, bias=False)
+                           for i, o, k, st, pd in CONVS]
+                dense = CONV_DENSE
+            layers += [torch.nn.Linear(a, b, bias=False) for a, b in zip(dense, dense[1:])]
+            self.syn = torch.nn.ModuleList(layers)
+            self.lif = torch.nn.ModuleList(_neuron(name) for _ in layers)
 
-        def forward(self, x):  # x: [N, C, T]
-            z = x.permute(2, 0, 1)  # [T, N, C]
-            for fc, lif in zip(self.fc, self.lif):
-                z = _run(name, lif, fc(z))
-            return z.permute(1, 2, 0)
+        def forward(self, x):
+            z = x.movedim(-1, 0)  # [T, N, *S]
+            for syn, lif in zip(self.syn, self.lif):
+                if isinstance(syn, torch.nn.Linear):
+                    z = z.flatten(2)
+                y = syn(z.flatten(0, 1))
+                z = _run(name, lif, y.unflatten(0, z.shape[:2]))
+            return z.movedim(0, -1)
 
     return Net()
 
@@ -125,8 +169,8 @@ def _child(name: str, steps: int, threads: int | None) -> None:
     torch.manual_seed(0)
     net = _build(name)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = (torch.rand(N, SIZES[0], T) < 0.1).float()
-    target = (torch.rand(N, SIZES[-1], T) < 0.05).float()
+    x = (torch.rand(N, *_input_shape(), T) < 0.1).float()
+    target = (torch.rand(N, _out_features(), T) < 0.05).float()
     times = []
     for i in range(steps + 2):
         t0 = time.perf_counter()
@@ -194,13 +238,20 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lavaref", type=Path, default=Path("/opt/lavaref"))
-    ap.add_argument("--load", type=int, default=0, help="CPU-burning processes beside the run")
+    ap.add_argument("--load", "--background", dest="load", type=int, default=0,
+                    help="CPU-burning processes beside the run (the load average is printed)")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--threads", default="auto",
                     help="torch threads in every contender: a number, 'auto' (1 on a busy "
                          "machine, else torch's choice) or 'default' (torch's own choice)")
+    ap.add_argument("--net", choices=("dense", "conv"), default="dense",
+                    help="dense: cuba Dense 200-256-256-10; conv: NMNIST-size 2x34x34 input, "
+                         "3 conv layers (16, 32, 64 channels, stride 2) and Dense 1600-256-10")
+    ap.add_argument("--batch", type=int, default=N)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    NET["net"] = args.net
+    globals()["N"] = args.batch
     if args.child:
         _child(args.child, args.steps, threads_arg(args.threads))
         return 0
@@ -213,7 +264,7 @@ def main(argv=None) -> int:
         b.start()
     print(f"load average before: {'/'.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"{args.load} burner processes; torch threads {args.threads or 'default'}; "
-          f"cuba Dense {'-'.join(map(str, SIZES))}, batch {N}, T={T}")
+          f"{_describe()}, batch {args.batch}, T={T}")
     results: dict[str, list[float]] = {n: [] for n in names}
     rss: dict[str, float] = {}
     try:
@@ -222,7 +273,8 @@ def main(argv=None) -> int:
                 if runners[name] is None:
                     continue
                 env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-                cmd = [runners[name], __file__, "--child", name, "--steps", str(args.steps)]
+                cmd = [runners[name], __file__, "--child", name, "--steps", str(args.steps),
+                       "--net", args.net, "--batch", str(args.batch)]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
                 out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)

@@ -143,7 +143,9 @@ def test_example_models_forward_and_gradients_equal_eager(name):
     exactly, gradients within 1e-5 normwise."""
     import models
 
-    torch.manual_seed(0)
+    # (NMNISTNet from seed 0 is lava-dl's network since delays are drawn at the first forward,
+    # and lava-dl's gives no output spike either on this input; seed 1 does)
+    torch.manual_seed(1 if name == "NMNISTNet" else 0)
     net = getattr(models, name)().eval()
     shape = EXAMPLE_SHAPES[name]
     gen = torch.Generator().manual_seed(2)

@@ -31,7 +31,9 @@ class Delay(torch.nn.Module):
     known (:meth:`set_channels`, called by blocks) and is drawn as ``rand(C)`` on the input's
     device at the first forward, as lava-dl draws it (so the same seed gives the same network);
     delays set by hand before that are kept (the draw still happens, keeping the random-number
-    order).  Loading a state dict adopts the loaded delays; they are never re-drawn afterwards.
+    order).  Loading a state dict adopts the loaded delays and keeps them (the draw still
+    happens); a one-element ``delay`` (what lava-dl saves before its first forward) is drawn
+    over, as in lava-dl.
     """
 
     def __init__(self, sampling_time=1, max_delay=None, grad_scale=1):
@@ -76,12 +78,18 @@ class Delay(torch.nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         value = state_dict.get(prefix + "delay")
-        if value is not None:
-            self._drawn = True  # loaded delays are never re-drawn
-        if value is not None and not self.init:
+        if value is None:
+            super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+            return
+        pre_forward = not self._drawn and value.numel() == 1  # lava-dl's shape before a forward
+        if pre_forward and self.init:
+            state_dict = {**state_dict, prefix + "delay": value.reshape(1).expand(self.delay.shape)}
+        elif not self.init and not pre_forward:
             self.delay.data = torch.empty(value.shape, device=self.delay.device)
             self.init = True
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if pre_forward and self.init:
+            self._placeholder = _mark(self.delay)  # the first forward draws over it
 
     def forward(self, input):
         """Delay ``input`` ``[N, C, ..., T]`` per channel."""

@@ -72,8 +72,14 @@ class Delta(torch.nn.Module):
             self._ready = True
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A one-element threshold (lava-dl's shape before its first forward) is broadcast over
+        the channels, as lava-dl's first forward does; other values load with their shape."""
         value = state_dict.get(prefix + "threshold")
-        if value is not None and not self._ready:
+        one = value is not None and value.numel() == 1 and not self.shared_param
+        if one and self._ready:
+            state_dict = {**state_dict, prefix + "threshold": value.reshape(-1)[:1].expand(
+                self.threshold.shape)}
+        elif value is not None and not self._ready and not one:
             self.threshold.data = torch.empty(value.shape, device=self.threshold.device)
             self._ready = True
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

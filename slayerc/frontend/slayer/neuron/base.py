@@ -16,8 +16,11 @@ Shapes are fixed as early as possible: with ``shape=`` at construction, ``set_sh
 until the first forward the per-channel parameters hold their lower bound.  Their random values
 are drawn at the first forward, as lava-dl draws them, so a network built and run from the same
 seed equals lava-dl's; values set by hand before that are kept (the draw still happens, so the
-random-number order stays).  Loading a state dict adopts the loaded shapes and values, and a later
-forward never re-draws them (lava-dl re-draws after a load into a module that never ran).
+random-number order stays).  Loading a state dict adopts the loaded shapes and values and keeps
+them (the first forward still draws, for the order; lava-dl refuses per-channel values before its
+first forward with a size mismatch).  A one-element value, which is what lava-dl saves before its
+first forward, loads into parameters not drawn yet and the first forward draws over it, as in
+lava-dl.
 """
 
 from __future__ import annotations
@@ -154,7 +157,7 @@ class Neuron(torch.nn.Module):
 
     def _draw_pending(self) -> None:
         """Draw the lazy parameters' values once, at the first forward (lava-dl's order: after
-        every weight of the network, in forward order), unless a state dict gave them."""
+        every weight of the network, in forward order); values set by hand or loaded are kept."""
         if self._drawn or not self._params_ready:
             return
         self._drawn = True
@@ -211,17 +214,33 @@ class Neuron(torch.nn.Module):
         self._draw_pending()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        shaped = self._params_ready
+        """Loaded per-channel values are kept (the first forward still draws, so the
+        random-number order stays lava-dl's).  A one-element value for parameters not drawn yet
+        is what lava-dl saves before its first forward: it loads (broadcast) and the first
+        forward draws over it, as lava-dl does."""
+        state_dict = dict(state_dict)
+        undrawn, shaped = [], self._params_ready
         for name in self._lazy:
             value = state_dict.get(prefix + name)
             if value is None:
                 continue
-            self._drawn = True  # loaded values are never re-drawn
-            if not shaped:
-                param = getattr(self, name)
+            param = getattr(self, name)
+            if self._pre_forward_value(name, value):
+                state_dict[prefix + name] = value.reshape(-1)[:1].expand(param.shape)
+                undrawn.append(name)
+            elif not shaped:
                 param.data = torch.empty(value.shape, dtype=param.dtype, device=param.device)
                 self._params_ready = True
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        for name in undrawn:
+            self._placeholders[name] = _mark(getattr(self, name))
+
+    def _pre_forward_value(self, name: str, value: torch.Tensor) -> bool:
+        """``value`` is a single element saved before a first forward (lava-dl's shape then)."""
+        if self._drawn or value.numel() != 1:
+            return False
+        param = getattr(self, name)
+        return not self._params_ready or (param.numel() > 1 and name in self._placeholders)
 
     # ------------------------------------------------------------------------------ states
 

@@ -17,7 +17,8 @@ from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.passes import shape_infer
 from slayerc.runtime.fixed import kernels, simulator
-from slayerc.runtime.fixed.simulator import Simulator, _inputs, _Run
+from slayerc.runtime.fixed.inputs import inputs as _inputs
+from slayerc.runtime.fixed.simulator import Simulator, _Run
 
 
 def _w(rng: np.random.Generator, shape: tuple[int, ...], hi: int = 120) -> np.ndarray:

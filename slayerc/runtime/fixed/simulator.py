@@ -9,7 +9,8 @@ or records runs as one compiled loop (:mod:`.fused`: the spikes' weights scatter
 exact integer accumulator, then the neuron step), reading the caller's input array in place.
 A recurrent component (``dense_rec``) is stepped: per step its delaying nodes first emit what
 they hold, then the other members run in dataflow order, then the delaying nodes take their new
-input.  Every failure is re-raised naming the node being run.
+input.  Every failure is re-raised naming the node being run.  Inputs are validated and read by
+:mod:`.inputs`.
 
 Graded messages (graded CUBA/ALIF/RF payloads, sigma-delta and delta messages: the outputs in
 units of 2^-12, Lava's ``s_out`` integers) must fit the target's signed ``message_bits`` (16 for
@@ -34,8 +35,8 @@ from slayerc.ir.core import Graph, Op
 from slayerc.ir.fileio import memory_limit
 from slayerc.ir.target import Target
 from slayerc.ir.target import get as get_target
-from slayerc.runtime import neurons as families
 from slayerc.runtime.fixed import fast, fused
+from slayerc.runtime.fixed.inputs import NEURONS, Source, read_sources, steps_of
 from slayerc.runtime.fixed.kernels import (
     Delayed,
     Kernel,
@@ -47,7 +48,6 @@ from slayerc.runtime.fixed.kernels import (
 
 MESSAGE_EXP = 12
 """Graded messages are integers in units of 2^-12 slayer units (``docs/fixed-point.md``)."""
-NEURONS = frozenset(families.ops_with("fixed"))
 LAYER_OPS = NEURONS | {"synapse.dense"}
 """Ops whose output is a netlist layer's output (a dense layer without neuron is its synapse)."""
 
@@ -69,144 +69,6 @@ def _fail(node: Op, err: Exception) -> SlayerError:
     if isinstance(err, SlayerError) and node.describe() in str(err):
         return err
     return RuntimeSimError(f"{node.describe()}: {err}")
-
-
-GRADED_INPUT_MAX = float(1 << 17)
-"""Largest magnitude of a value fed through an input layer: ``x·64`` (netx's input transform)
-must fit the 24 signed bits of the chip's input (and of a state)."""
-PAYLOAD_MAX = (1 << 31) - 1
-"""Largest integer payload fed straight to a synapse when no target limits messages (int32)."""
-
-
-class _Source:
-    """One input array, validated but not copied: ``[N, *shape, T_in]`` (a memory map stays one);
-    :meth:`window` gives steps ``[t0, t1)`` time-major in float64, zero past its end."""
-
-    def __init__(self, g: Graph, node: Op, x: Any, target: Target | None):
-        self.node, self.shape = node, tuple(node.shape or ())
-        arr = x.detach().cpu().numpy() if hasattr(x, "detach") else x
-        arr = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
-        if arr.dtype.kind not in "biuf":
-            raise RuntimeSimError(f"{node.describe()}: input must be numeric, got dtype "
-                                  f"{arr.dtype}")
-        shape = self.shape
-        self.batched = arr.ndim == len(shape) + 2
-        if arr.ndim not in (len(shape) + 1, len(shape) + 2) or \
-                tuple(arr.shape[-1 - len(shape):-1]) != shape:
-            want = ",".join(str(d) for d in shape)
-            raise RuntimeSimError(f"{node.describe()}: input of shape {list(arr.shape)} does not "
-                                  f"match the network input: expected [{want},T] or [N,{want},T] "
-                                  "(slayer layout, time last)")
-        self.arr = arr if self.batched else arr[None]
-        self.n, self.t_in = self.arr.shape[0], self.arr.shape[-1]
-        self.graded = _graded_route(g, node)
-        lo, hi = target.message_range if target is not None else (-PAYLOAD_MAX, PAYLOAD_MAX)
-        self.limit = (-GRADED_INPUT_MAX, GRADED_INPUT_MAX) if self.graded else (lo, hi)
-
-    def window(self, t0: int, t1: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """Steps ``[t0, t1)`` of samples ``[lo, hi)`` as float64 ``[t1 − t0, hi − lo, *shape]``,
-        checked (see :meth:`check`)."""
-        hi = self.n if hi is None else hi
-        out = np.zeros((t1 - t0, hi - lo, *self.shape))
-        keep = max(0, min(t1, self.t_in) - t0)
-        if keep:
-            np.copyto(out[:keep], np.moveaxis(self.arr[lo:hi, ..., t0:t0 + keep], -1, 0),
-                      casting="unsafe")
-            self.check(out[:keep], t0, lo)
-        return out
-
-    def view(self, t0: int, t1: int, lo: int = 0, hi: int | None = None,
-             checked: bool = False) -> np.ndarray:
-        """As :meth:`window`, but a time-major view of the input array itself (no copy) when
-        it holds all these steps in float32 or float64; fused layers read it in place, other
-        kernels get it as float64 when they first read it (``_Run._value``).  ``checked``:
-        the caller has checked these steps already (:meth:`check_all`)."""
-        if t1 > self.t_in or self.arr.dtype not in (np.float32, np.float64):
-            return self.window(t0, t1, lo, hi)
-        part = np.moveaxis(np.asarray(self.arr[lo:hi, ..., t0:t1]), -1, 0)
-        if not checked:
-            self.check(part, t0, lo)
-        return part
-
-    def check_all(self, steps: int) -> None:
-        """:meth:`check` the first ``steps`` steps of every sample, in place (no copy)."""
-        self.check(np.moveaxis(np.asarray(self.arr[..., :steps]), -1, 0), 0)
-
-    def check(self, arr: np.ndarray, t0: int, first: int = 0) -> None:
-        """Refuse NaN/inf and values whose fixed-point form the chip cannot hold (payloads
-        fed straight to a synapse: the target's message bits); name the first offending entry
-        (``arr``'s samples are numbered from ``first``)."""
-        lo, hi = self.limit
-        if not arr.size or (float(arr.min()) >= lo and float(arr.max()) <= hi):
-            return  # (NaN fails both comparisons; integer-ness is the first synapse's check)
-        finite = np.isfinite(arr)
-        bad = ~finite | (arr < lo) | (arr > hi)
-        why = "is not a finite number" if not finite.all() else "is out of range"
-        t, n, *idx = (int(i) for i in np.argwhere(bad)[0])
-        v = float(arr[(t, n, *idx)])
-        where = f"step {t0 + t}, sample {first + n}, neuron {tuple(idx)}"
-        if self.graded:
-            rule = (f"values through the input layer must be finite with |x| < {hi:g} "
-                    "(x·64 must fit the chip's 24-bit input)")
-        else:
-            rule = ("it feeds the first synapse directly (netx sends it as spikes), so it must "
-                    f"hold integer spikes or payloads in [{lo}, {hi}]"
-                    + (" (the target's message bits)" if hi != PAYLOAD_MAX else ""))
-        raise RuntimeSimError(f"{self.node.describe()}: input value {v:g} at {where} {why}: "
-                              f"{rule}; fix the input array")
-
-
-def _graded_route(g: Graph, node: Op) -> bool:
-    """Whether the input reaches a neuron or input transform before any synapse (the graded
-    input of an input layer) rather than a first synapse (integer spikes/payloads)."""
-    todo, seen = [node.name], set()
-    while todo:
-        for user in g.users(todo.pop()):
-            if user.name in seen:
-                continue
-            seen.add(user.name)
-            if user.OP in NEURONS or user.OP == "tensor.affine":
-                return True
-            if not user.OP.startswith("synapse."):
-                todo.append(user.name)
-    return False
-
-
-def _sources(g: Graph, x: Any, target: Target | None) -> dict[str, _Source]:
-    nodes = g.inputs
-    if not nodes:
-        raise RuntimeSimError("the graph has no io.input node")
-    if isinstance(x, Mapping):
-        missing = [n.name for n in nodes if n.name not in x]
-        if missing:
-            raise RuntimeSimError(f"no input given for {', '.join('%' + m for m in missing)}")
-        data = {n.name: _Source(g, n, x[n.name], target) for n in nodes}
-    elif len(nodes) == 1:
-        data = {nodes[0].name: _Source(g, nodes[0], x, target)}
-    else:
-        raise RuntimeSimError(f"the graph has {len(nodes)} inputs: pass a dict name -> array")
-    lengths = {(s.t_in, s.n) for s in data.values()}
-    if len(lengths) > 1:
-        raise RuntimeSimError(f"inputs disagree in length or batch size: {sorted(lengths)}")
-    return data
-
-
-def _steps(sources: dict[str, _Source], steps: int | None) -> int:
-    t_in = next(iter(sources.values())).t_in
-    steps = t_in if steps is None else int(steps)
-    if steps < 1:
-        raise RuntimeSimError(f"steps must be at least 1, got {steps}")
-    return steps
-
-
-def _inputs(g: Graph, x: Any, steps: int | None, target: Target | None = None
-            ) -> tuple[dict[str, np.ndarray], bool]:
-    """Every input as float64 ``[T, N, *shape]`` (zero-padded or cut to ``steps``), checked;
-    and whether the input was batched."""
-    sources = _sources(g, x, target)
-    steps = _steps(sources, steps)
-    batched = any(s.batched for s in sources.values())
-    return {k: s.window(0, steps) for k, s in sources.items()}, batched
 
 
 def _units(g: Graph) -> list[list[str]]:
@@ -360,7 +222,7 @@ class _Run:
         return self._plain(node)
 
     def _value(self, name: str) -> Sig:
-        """A value for an ordinary kernel: an input still read in place (:meth:`_Source.view`)
+        """A value for an ordinary kernel: an input still read in place (``Source.view``)
         or a fused layer's float32 spikes become the float64 contiguous array the kernels
         expect, once."""
         sig = self.values[name]
@@ -475,8 +337,8 @@ class Simulator:
     def run(self, x: Any, steps: int | None = None,
             record: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Run on ``x``; see :func:`simulate`."""
-        sources = _sources(self.g, x, self.target)
-        steps_ = _steps(sources, steps)
+        sources = read_sources(self.g, x, self.target)
+        steps_ = steps_of(sources, steps)
         names = list(dict.fromkeys([n.name for n in self.g.outputs]
                                    + _record_names(self.g, record)))
         n = next(iter(sources.values())).n
@@ -517,8 +379,8 @@ class Simulator:
         to the next: memory does not grow with ``steps``.  The result equals :meth:`run`'s bit
         for bit; see :class:`Stream`.  ``chunk_steps`` (default: what fits
         :data:`STREAM_BYTES`) is for tests."""
-        sources = _sources(self.g, x, self.target)
-        steps_ = _steps(sources, steps)
+        sources = read_sources(self.g, x, self.target)
+        steps_ = steps_of(sources, steps)
         names = list(dict.fromkeys([n.name for n in self.g.outputs]
                                    + _record_names(self.g, record)))
         n = next(iter(sources.values())).n
@@ -562,7 +424,7 @@ class Stream:
     name) describe the whole output, known before the first chunk runs.  A stream runs once.
     """
 
-    def __init__(self, sim: Simulator, sources: dict[str, _Source], steps: int, n: int,
+    def __init__(self, sim: Simulator, sources: dict[str, Source], steps: int, n: int,
                  names: list[str], chunk_steps: int):
         self.sim, self.sources = sim, sources
         self.steps, self.n, self.names, self.chunk_steps = steps, n, names, chunk_steps

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from slayerc.ir.target import STATE_SCALE
+from slayerc.runtime import compiled as _cmp
 from slayerc.runtime.timescan import (  # noqa: F401  (public names re-exported here)
     _F64,
     P_SCALE,
@@ -73,6 +74,8 @@ from slayerc.runtime.timescan import (  # noqa: F401  (public names re-exported 
 
 def _li_loop(xin: torch.Tensor, keep: torch.Tensor, y0: torch.Tensor, level: float | None):
     """Run ``y = tz(y·(4096−D)) + xin[t]`` (reset to 0 when ``y >= level``), time major."""
+    if _cmp.fits(xin):
+        return _cmp.li_loop(xin, keep, y0, level)
     out = torch.empty_like(xin)
     prev = y0
     if level is None:
@@ -164,6 +167,8 @@ def _res_decays(sin_decay, cos_decay, spatial):
 
 def _res_loop(xr, xi, s, c, re0, im0, level, im_reset):
     """Resonator recursion, time major; ``level``/``im_reset`` give the rf_iz reset (or None)."""
+    if _cmp.fits(xr):
+        return _cmp.res_loop(xr, xi, s, c, re0, im0, level, im_reset)
     steps = xr.shape[0]
     out_re, out_im = torch.empty_like(xr), torch.empty_like(xi)
     tmp = torch.empty_like(re0)
@@ -296,6 +301,8 @@ class _Adaptation:
 
 def _adaptive_loop(ad: _Adaptation, drive: torch.Tensor, im_gate: torch.Tensor | None, im_prev):
     """Spike on ``drive ≥ θ+r`` (and an upward zero crossing of ``im`` when gated)."""
+    if _cmp.fits(drive):
+        return _cmp.adaptive_loop(ad, drive, im_gate, im_prev)
     th_out, ref_out = torch.empty_like(drive), torch.empty_like(drive)
     gate = torch.empty_like(ad.ref) if im_gate is not None else None
     for t in range(drive.shape[0]):
@@ -373,6 +380,8 @@ def adaptive_phase_threshold(
 
 def _adres_loop(ad: _Adaptation, xr, xi, s, c, re, im):
     """Adaptive resonator recursion: one truncation of the combined product, no reset."""
+    if _cmp.fits(xr):
+        return _cmp.adres_loop(ad, xr, xi, s, c, re, im)
     out = [torch.empty_like(xr) for _ in range(4)]
     tmp = torch.empty_like(re)
     for t in range(xr.shape[0]):

@@ -1,0 +1,171 @@
+"""Compiled (numba) forward loops of the integer neuron recursions in :mod:`.dynamics`.
+
+Each kernel runs one recursion of :mod:`slayerc.runtime.dynamics` over time-major, integer-valued
+float64 storage ``[T, M]`` (``M`` neurons, flattened) with the per-neuron parameters broadcast to
+``[M]``.  The operations and their order are the torch loops' (product, truncation toward zero,
+sum; comparisons give 0/1 masks that multiply), so the results are the same bits.  The backward
+passes are log-depth scans already (no per-step Python loop), so only the forwards are compiled.
+
+numba is optional: without it, with ``SLAYERC_NO_NUMBA=1`` or after :func:`set_compiled(False)
+<set_compiled>`, :func:`fits` is false and the torch loops run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+try:  # pragma: no cover - exercised by whichever environment runs the tests
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+_ON = {"on": numba is not None and os.environ.get("SLAYERC_NO_NUMBA", "") in ("", "0")}
+
+
+def compiled() -> bool:
+    """Whether the neuron recursions run compiled (numba present and not disabled)."""
+    return _ON["on"]
+
+
+def set_compiled(on: bool) -> bool:
+    """Switch the compiled recursions on or off (stays off without numba); returns the old
+    setting."""
+    old = _ON["on"]
+    _ON["on"] = bool(on) and numba is not None
+    return old
+
+
+def fits(x: torch.Tensor) -> bool:
+    """Whether a float64 CPU time-major buffer ``x`` takes the compiled loop."""
+    return _ON["on"] and x.device.type == "cpu" and x.dtype == torch.float64
+
+
+def flat(p: torch.Tensor, like: torch.Tensor) -> np.ndarray:
+    """``p`` broadcast to ``like`` (``[N, *S]``) as a contiguous float64 ``[M]`` array."""
+    return p.to(torch.float64).expand(like.shape).contiguous().reshape(-1).numpy()
+
+
+def rows(x: torch.Tensor) -> np.ndarray:
+    """A time-major ``[T, N, *S]`` tensor as a ``[T, M]`` array (a view when contiguous)."""
+    return x.contiguous().reshape(x.shape[0], -1).numpy()
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _li_kernel(xin, keep, y0, level, has_level, out):
+    steps, m = xin.shape
+    prev = y0.copy()
+    for t in range(steps):
+        for j in range(m):
+            y = math.trunc(prev[j] * keep[j]) + xin[t, j]
+            out[t, j] = y
+            if has_level:
+                prev[j] = y * (1.0 if y < level else 0.0)
+            else:
+                prev[j] = y
+
+
+def _res_kernel(xr, xi, s, c, re0, im0, level, im_reset, has_level, out_re, out_im):
+    steps, m = xr.shape
+    re, im = re0.copy(), im0.copy()
+    for t in range(steps):
+        for j in range(m):
+            rt = (math.trunc(re[j] * c[j]) - math.trunc(im[j] * s[j])) + xr[t, j]
+            it = (math.trunc(re[j] * s[j]) + math.trunc(im[j] * c[j])) + xi[t, j]
+            out_re[t, j] = rt
+            out_im[t, j] = it
+            if not has_level:
+                re[j], im[j] = rt, it
+            elif it < level:
+                re[j], im[j] = rt * 1.0, it
+            else:
+                re[j], im[j] = rt * 0.0, im_reset
+
+
+def _adapt_kernel(drive, gate, gated, im0, kth, kref, th, ref, th0, step, th_out, ref_out):
+    steps, m = drive.shape
+    th, ref, im_prev = th.copy(), ref.copy(), im0.copy()
+    for t in range(steps):
+        for j in range(m):
+            r = math.trunc(ref[j] * kref[j])
+            h = math.trunc((th[j] - th0) * kth[j]) + th0
+            th_out[t, j] = h
+            ref_out[t, j] = r
+            f = 1.0 if drive[t, j] >= h + r else 0.0
+            if gated:
+                f = f * (1.0 if gate[t, j] >= 0 else 0.0) * (1.0 if im_prev[j] < 0 else 0.0)
+                im_prev[j] = gate[t, j]
+            th[j] = h + f * step
+            ref[j] = r + 2.0 * (f * h)
+
+
+def _adres_kernel(xr, xi, s, c, re0, im0, kth, kref, th, ref, th0, step, outs):
+    steps, m = xr.shape
+    re, im, th, ref = re0.copy(), im0.copy(), th.copy(), ref.copy()
+    for t in range(steps):
+        for j in range(m):
+            r = math.trunc(ref[j] * kref[j])
+            h = math.trunc((th[j] - th0) * kth[j]) + th0
+            rt = math.trunc(re[j] * c[j] - im[j] * s[j]) + xr[t, j]
+            it = math.trunc(re[j] * s[j] + im[j] * c[j]) + xi[t, j]
+            outs[0, t, j], outs[1, t, j], outs[2, t, j], outs[3, t, j] = rt, it, h, r
+            f = 1.0 if it >= h + r else 0.0
+            th[j] = h + f * step
+            ref[j] = r + 2.0 * (f * h)
+            re[j], im[j] = rt, it
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+    _li_kernel = _jit(_li_kernel)
+    _res_kernel = _jit(_res_kernel)
+    _adapt_kernel = _jit(_adapt_kernel)
+    _adres_kernel = _jit(_adres_kernel)
+
+
+# ----------------------------------------------------------------------------- wrappers
+
+
+def li_loop(xin: torch.Tensor, keep: torch.Tensor, y0: torch.Tensor, level: float | None):
+    """:func:`slayerc.runtime.dynamics._li_loop`, compiled."""
+    out = torch.empty_like(xin)
+    lv = 0.0 if level is None else float(level)
+    _li_kernel(rows(xin), flat(keep, y0), flat(y0, y0), lv, level is not None, rows(out))
+    return out
+
+
+def res_loop(xr, xi, s, c, re0, im0, level, im_reset):
+    """:func:`slayerc.runtime.dynamics._res_loop`, compiled."""
+    out_re, out_im = torch.empty_like(xr), torch.empty_like(xi)
+    has = level is not None
+    _res_kernel(rows(xr), rows(xi), flat(s, re0), flat(c, re0), flat(re0, re0), flat(im0, re0),
+                float(level) if has else 0.0, float(im_reset) if has else 0.0, has,
+                rows(out_re), rows(out_im))
+    return out_re, out_im
+
+
+def adaptive_loop(ad, drive: torch.Tensor, im_gate, im_prev):
+    """:func:`slayerc.runtime.dynamics._adaptive_loop`, compiled (``ad`` an ``_Adaptation``)."""
+    th_out, ref_out = torch.empty_like(drive), torch.empty_like(drive)
+    like = ad.ref
+    gated = im_gate is not None
+    gate = rows(im_gate) if gated else np.zeros((1, 1))
+    im0 = flat(im_prev, like) if gated else np.zeros(1)
+    _adapt_kernel(rows(drive), gate, gated, im0, flat(ad.kth, like), flat(ad.kref, like),
+                  flat(ad.th, like), flat(ad.ref, like), ad.th0, ad.step, rows(th_out),
+                  rows(ref_out))
+    return th_out, ref_out
+
+
+def adres_loop(ad, xr, xi, s, c, re, im):
+    """:func:`slayerc.runtime.dynamics._adres_loop`, compiled."""
+    outs = torch.empty((4,) + tuple(xr.shape), dtype=xr.dtype)
+    _adres_kernel(rows(xr), rows(xi), flat(s, re), flat(c, re), flat(re, re), flat(im, re),
+                  flat(ad.kth, re), flat(ad.kref, re), flat(ad.th, re), flat(ad.ref, re),
+                  ad.th0, ad.step, outs.reshape(4, xr.shape[0], -1).numpy())
+    return list(outs.unbind(0))

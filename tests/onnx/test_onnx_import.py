@@ -137,6 +137,29 @@ def test_residual_runs_in_fixed_point_within_the_reported_error(exported, tmp_pa
     assert _rel(fixed, _ref(path, x[..., -1])) < 0.01
 
 
+def test_residual_cli_compile_then_fixed_point_run(exported, tmp_path, capsys):
+    """The command-line path for (d): ``slayerc compile d.onnx -o d.sir`` then ``slayerc run
+    d.sir`` (the fixed-point simulator); the decoded last step is within 1 % of onnxruntime
+    and within 0.2 points of the output error the compile report prints."""
+    import re
+
+    from slayerc.cli import main
+
+    _, shape, path = exported["residual"]
+    x = _held(torch.rand(2, *shape, generator=torch.Generator().manual_seed(6)), 24)
+    np.save(tmp_path / "x.npy", x.numpy())
+    assert main(["compile", str(path), "-o", str(tmp_path / "d.sir")]) == 0
+    out = capsys.readouterr().out
+    k = int(re.search(r"output / 2\^(\d+)", out).group(1))
+    reported = float(re.search(r"^output y\s+([\d.]+)%", out, re.M).group(1)) / 100
+    assert main(["run", str(tmp_path / "d.sir"), "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy"), "-q"]) == 0
+    y = np.load(tmp_path / "y.npy")[..., -1] / 2.0 ** k
+    err = _rel(y, _ref(path, x[..., -1]))
+    assert err < 0.01
+    assert err <= reported + 0.002
+
+
 def test_moving_the_rescales_keeps_the_float_model(exported, monkeypatch):
     """The same conversion with the merge-point rescales left as ``tensor.affine`` ops gives
     the same float output (the move is exact up to float rounding)."""

@@ -12,7 +12,6 @@ numba is optional: without it, with ``SLAYERC_NO_NUMBA=1`` or after :func:`set_c
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -62,7 +61,7 @@ def _li_kernel(xin, keep, y0, level, has_level, out):
     prev = y0.copy()
     for t in range(steps):
         for j in range(m):
-            y = math.trunc(prev[j] * keep[j]) + xin[t, j]
+            y = np.trunc(prev[j] * keep[j]) + xin[t, j]
             out[t, j] = y
             if has_level:
                 prev[j] = y * (1.0 if y < level else 0.0)
@@ -75,8 +74,8 @@ def _res_kernel(xr, xi, s, c, re0, im0, level, im_reset, has_level, out_re, out_
     re, im = re0.copy(), im0.copy()
     for t in range(steps):
         for j in range(m):
-            rt = (math.trunc(re[j] * c[j]) - math.trunc(im[j] * s[j])) + xr[t, j]
-            it = (math.trunc(re[j] * s[j]) + math.trunc(im[j] * c[j])) + xi[t, j]
+            rt = (np.trunc(re[j] * c[j]) - np.trunc(im[j] * s[j])) + xr[t, j]
+            it = (np.trunc(re[j] * s[j]) + np.trunc(im[j] * c[j])) + xi[t, j]
             out_re[t, j] = rt
             out_im[t, j] = it
             if not has_level:
@@ -92,8 +91,8 @@ def _adapt_kernel(drive, gate, gated, im0, kth, kref, th, ref, th0, step, th_out
     th, ref, im_prev = th.copy(), ref.copy(), im0.copy()
     for t in range(steps):
         for j in range(m):
-            r = math.trunc(ref[j] * kref[j])
-            h = math.trunc((th[j] - th0) * kth[j]) + th0
+            r = np.trunc(ref[j] * kref[j])
+            h = np.trunc((th[j] - th0) * kth[j]) + th0
             th_out[t, j] = h
             ref_out[t, j] = r
             f = 1.0 if drive[t, j] >= h + r else 0.0
@@ -109,10 +108,10 @@ def _adres_kernel(xr, xi, s, c, re0, im0, kth, kref, th, ref, th0, step, outs):
     re, im, th, ref = re0.copy(), im0.copy(), th.copy(), ref.copy()
     for t in range(steps):
         for j in range(m):
-            r = math.trunc(ref[j] * kref[j])
-            h = math.trunc((th[j] - th0) * kth[j]) + th0
-            rt = math.trunc(re[j] * c[j] - im[j] * s[j]) + xr[t, j]
-            it = math.trunc(re[j] * s[j] + im[j] * c[j]) + xi[t, j]
+            r = np.trunc(ref[j] * kref[j])
+            h = np.trunc((th[j] - th0) * kth[j]) + th0
+            rt = np.trunc(re[j] * c[j] - im[j] * s[j]) + xr[t, j]
+            it = np.trunc(re[j] * s[j] + im[j] * c[j]) + xi[t, j]
             outs[0, t, j], outs[1, t, j], outs[2, t, j], outs[3, t, j] = rt, it, h, r
             f = 1.0 if it >= h + r else 0.0
             th[j] = h + f * step
@@ -120,9 +119,25 @@ def _adres_kernel(xr, xi, s, c, re0, im0, kth, kref, th, ref, th0, step, outs):
             re[j], im[j] = rt, it
 
 
+def _li_f32_kernel(x, keep, y0, level, has_level, scale, out):
+    """``x`` float32 ``[M, T]`` time last: ``I(S·x)`` in float32, the recursion, ``y/S`` out."""
+    m, steps = x.shape
+    s32 = np.float32(scale)
+    for j in range(m):
+        prev = y0[j]
+        k = keep[j]
+        for t in range(steps):
+            y = np.trunc(prev * k) + np.float64(np.trunc(x[j, t] * s32))
+            out[j, t] = np.float32(y) / s32 + np.float32(0.0)
+            prev = y
+            if has_level:
+                prev = y * (1.0 if y < level else 0.0)
+
+
 if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
     _li_kernel = _jit(_li_kernel)
+    _li_f32_kernel = _jit(_li_f32_kernel)
     _res_kernel = _jit(_res_kernel)
     _adapt_kernel = _jit(_adapt_kernel)
     _adres_kernel = _jit(_adres_kernel)
@@ -136,6 +151,23 @@ def li_loop(xin: torch.Tensor, keep: torch.Tensor, y0: torch.Tensor, level: floa
     out = torch.empty_like(xin)
     lv = 0.0 if level is None else float(level)
     _li_kernel(rows(xin), flat(keep, y0), flat(y0, y0), lv, level is not None, rows(out))
+    return out
+
+
+def fits_f32(x: torch.Tensor) -> bool:
+    """Whether a float32 CPU time-last input ``x`` takes the fused compiled leaky integrator."""
+    return _ON["on"] and x.device.type == "cpu" and x.dtype == torch.float32
+
+
+def li_f32(x: torch.Tensor, keep: torch.Tensor, y0: torch.Tensor, level: float | None,
+           scale: int) -> torch.Tensor:
+    """:func:`slayerc.runtime.dynamics.leaky_integrator`'s forward on float32 ``[N, *S, T]``
+    in one pass: input rounding, recursion and ``y/S`` fused (no time-major copies)."""
+    out = torch.empty(x.shape, dtype=torch.float32)
+    lv = 0.0 if level is None else float(level)
+    xs = x.detach().contiguous().reshape(-1, x.shape[-1])
+    _li_f32_kernel(xs.numpy(), flat(keep, y0), flat(y0, y0), lv, level is not None, int(scale),
+                   out.reshape(-1, x.shape[-1]).numpy())
     return out
 
 

@@ -106,7 +106,11 @@ class _LeakyIntegrator(torch.autograd.Function):
         if threshold is not None and threshold * scale > 0:
             level = reset_level(threshold * scale)
         y0 = state_int(state, x, scale)
-        y = from_time_major(_li_loop(time_major_int(x, scale), keep, y0, level), x.dtype, scale)
+        if _cmp.fits_f32(x):
+            y = _cmp.li_f32(x, keep, y0, level, scale)
+        else:
+            y = from_time_major(_li_loop(time_major_int(x, scale), keep, y0, level), x.dtype,
+                                scale)
         init = None if state is None else (y0 / scale)
         ctx.save_for_backward(y, decay, init)
         ctx.spatial, ctx.exact = spatial, exact

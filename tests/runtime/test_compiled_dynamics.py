@@ -107,3 +107,12 @@ def test_float64_input_and_switch():
         assert not compiled.fits(torch.zeros(2, dtype=torch.float64))
     finally:
         compiled.set_compiled(old)
+
+
+@pytest.mark.parametrize("scale", [3001, 64 * 1000])
+def test_leaky_integrator_float32_rounding(scale):
+    """Scales that are not powers of two: ``I(S·x)`` rounds in float32, ``y/S`` leaves in it."""
+    x = _x(10, graded=True) * 7.3
+    decay = torch.tensor([517.0])
+    a, b = _both(lambda x, d: dyn.leaky_integrator(x, d, None, scale, threshold=1.3), x, decay)
+    _equal(a, b)

@@ -21,7 +21,7 @@ import time
 import torch
 
 from slayerc.runtime import compiled
-from slayerc.runtime.neurons import adrf, adrf_iz, alif, li, rf, rf_iz
+from slayerc.runtime.neurons import adrf, adrf_iz, alif, li, rf, rf_iz, sigma_delta
 
 
 def _cases(n: int):
@@ -41,6 +41,8 @@ def _cases(n: int):
         "rf": (lambda x, p: spikes(rf.dynamics(x, *p, 0.5, 1.0, 1.0)), rf_p, True),
         "rf_iz": (lambda x, p: spikes(rf_iz.dynamics(x, *p, 0.5, 1.0, 1.0)), rf_p, True),
         "adrf": (lambda x, p: spikes(adrf.dynamics(x, *p, 0.5, 0.2, 1.0, 1.0)), ad_p, True),
+        "sigma_delta": (lambda x, p: sigma_delta.dynamics(x, p[0])[0],
+                        lambda: [dec(0.05, 0.3)], False),
         "adrf_iz": (lambda x, p: spikes(adrf_iz.dynamics(x, *p, 0.5, 0.2, 1.0, 1.0)), ad_p,
                     True),
     }
@@ -72,7 +74,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"load average before: {os.getloadavg()}; numba: {compiled.numba is not None}; "
           f"{a.neurons} neurons x batch {a.batch} x T={a.steps}, torch threads {a.threads}")
-    print(f"{'family':<8} {'torch ms':>9} {'compiled ms':>12} {'ratio':>6}")
+    print(f"{'family':<11} {'torch ms':>9} {'compiled ms':>12} {'ratio':>6}")
     for name, (fn, make, cplx) in _cases(a.neurons).items():
         shape = (a.batch, a.neurons, a.steps)
         x = tuple(torch.rand(shape) * 0.6 for _ in range(2 if cplx else 1))
@@ -86,7 +88,7 @@ def main() -> None:
             for on in (False, True):
                 times[on].append(_run(fn, x, params, on)[0])
         t_torch, t_comp = (statistics.median(times[k]) * 1e3 for k in (False, True))
-        print(f"{name:<8} {t_torch:9.1f} {t_comp:12.1f} {t_torch / t_comp:6.2f}"
+        print(f"{name:<11} {t_torch:9.1f} {t_comp:12.1f} {t_torch / t_comp:6.2f}"
               f"{'' if same else '  OUTPUTS DIFFER'}")
     print(f"load average after: {os.getloadavg()}")
 

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from slayerc.runtime import compiled as _cmp
 from slayerc.runtime.dynamics import DynamicsShapeError, is_time_major, param_view, reduce_to
 
 
@@ -125,6 +126,8 @@ def delay(x: torch.Tensor, d: torch.Tensor, grad_scale: float = 1, sampling_time
 
 def _delta_loop(dx, theta, residual, error):
     """Time-major delta recursion; returns outputs, the pre-threshold deltas and final states."""
+    if _cmp.delta_fits(dx, residual, error):
+        return _cmp.delta_loop(dx, theta, residual, error)
     out, deltas = torch.empty_like(dx), torch.empty_like(dx)
     mag = torch.empty_like(residual)
     send = torch.empty_like(residual)

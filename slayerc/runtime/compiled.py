@@ -134,8 +134,27 @@ def _li_f32_kernel(x, keep, y0, level, has_level, scale, out):
                 prev = y * (1.0 if y < level else 0.0)
 
 
+def _delta_kernel(dx, theta, residual, error, has_error, out, deltas):
+    steps, m = dx.shape
+    zero = dx.dtype.type(0)
+    one = dx.dtype.type(1)
+    for t in range(steps):
+        for j in range(m):
+            d = dx[t, j] + residual[j]
+            deltas[t, j] = d
+            if has_error:
+                e = error[j] + d
+                o = d * (one if abs(e) >= theta[j] else zero)
+                error[j] = e * (one if o == 0 else zero)
+            else:
+                o = d * (one if abs(d) >= theta[j] else zero)
+            out[t, j] = o
+            residual[j] = d - o
+
+
 if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
+    _delta_kernel = _jit(_delta_kernel)
     _li_kernel = _jit(_li_kernel)
     _li_f32_kernel = _jit(_li_f32_kernel)
     _res_kernel = _jit(_res_kernel)
@@ -201,3 +220,23 @@ def adres_loop(ad, xr, xi, s, c, re, im):
                   flat(ad.kth, re), flat(ad.kref, re), flat(ad.th, re), flat(ad.ref, re),
                   ad.th0, ad.step, outs.reshape(4, xr.shape[0], -1).numpy())
     return list(outs.unbind(0))
+
+
+def delta_fits(dx: torch.Tensor, residual: torch.Tensor, error) -> bool:
+    """Whether :func:`delta_loop` takes these (CPU, one float dtype throughout)."""
+    same = residual.dtype == dx.dtype and (error is None or error.dtype == dx.dtype)
+    return _ON["on"] and dx.device.type == "cpu" and dx.is_floating_point() and same
+
+
+def delta_loop(dx, theta, residual, error):
+    """:func:`slayerc.runtime.axon._delta_loop`, compiled (same dtype, same bits)."""
+    like = residual
+    out, deltas = torch.empty_like(dx), torch.empty_like(dx)
+    res = residual.to(dx.dtype).contiguous().clone()
+    err = None if error is None else error.expand(like.shape).contiguous().clone()
+    spare = np.zeros(1, dtype=torch.empty(0, dtype=dx.dtype).numpy().dtype)
+    np_err = err.reshape(-1).numpy() if err is not None else spare
+    th = theta.to(dx.dtype).expand(like.shape).contiguous().reshape(-1).numpy()
+    _delta_kernel(rows(dx), th, res.reshape(-1).numpy(), np_err, err is not None, rows(out),
+                  rows(deltas))
+    return out, deltas, res, err

@@ -41,6 +41,12 @@ step, in chunks of 32 steps on small recycled scratch buffers), and hands back `
 views of time-major storage (:func:`is_time_major`); the dense synapse, the blocks' one-step
 delay and the axonal delay keep that layout in training.  Inference (no autograd) keeps the
 input's time-last layout instead (:func:`slayerc.runtime.cuba_lif.cuba_lif_spikes`).
+
+Performance (other families): the forward recursions here (leaky integrator, resonator, adaptive
+threshold and phase threshold, adaptive resonator) run as numba loops of
+:mod:`slayerc.runtime.compiled` on CPU (same bits; a float32 leaky integrator in one fused pass
+over the time-last layout); ``SLAYERC_NO_NUMBA=1`` or ``compiled.set_compiled(False)`` keeps the
+torch loops.  Their backwards are log-depth scans, not per-step loops.
 """
 
 from __future__ import annotations

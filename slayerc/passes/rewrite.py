@@ -22,13 +22,20 @@ class _Nodes(dict[str, Op]):
     scanned every node, and passes that ask once per layer were quadratic in depth."""
 
     def __init__(self, nodes: Iterable[tuple[str, Op]] = ()):
-        super().__init__()
+        super().__init__(nodes)
         self.pos: dict[str, int] = {}  # insertion rank: users come back in graph order
         self.readers: dict[str, dict[str, None]] = {}
         self.refs: dict[str, int] = {}
         self.counter = -1
-        for key, node in nodes:
-            self[key] = node
+        # built at the first question (users, uses): a pass that asks none, or a rewriter
+        # replaced before it asks, never pays for indexing every node
+        self.built = False
+
+    def _build(self) -> None:
+        self.built = True
+        for key, node in self.items():
+            self.pos[key] = self.counter = self.counter + 1
+            self._index(key, node, +1)
 
     def _index(self, key: str, node: Op, step: int) -> None:
         for src in node.inputs:
@@ -40,6 +47,9 @@ class _Nodes(dict[str, Op]):
             self.refs[ref.name] = self.refs.get(ref.name, 0) + step
 
     def __setitem__(self, key: str, node: Op) -> None:
+        if not self.built:
+            super().__setitem__(key, node)
+            return
         old = self.get(key)
         if old is not None:
             self._index(key, old, -1)
@@ -49,9 +59,10 @@ class _Nodes(dict[str, Op]):
         self._index(key, node, +1)
 
     def __delitem__(self, key: str) -> None:
-        self._index(key, self[key], -1)
+        if self.built:
+            self._index(key, self[key], -1)
+            del self.pos[key]
         super().__delitem__(key)
-        del self.pos[key]
 
     def pop(self, key: str, *default: Op) -> Op:  # type: ignore[override]
         """Remove and return a node (keeping the indexes in step)."""
@@ -62,7 +73,14 @@ class _Nodes(dict[str, Op]):
         return node
 
     def users(self, name: str) -> list[Op]:
+        if not self.built:
+            self._build()
         return [self[k] for k in sorted(self.readers.get(name, ()), key=self.pos.__getitem__)]
+
+    def uses(self, pname: str) -> int:
+        if not self.built:
+            self._build()
+        return self.refs.get(pname, 0)
 
 
 class Rewriter:
@@ -139,7 +157,7 @@ class Rewriter:
         return ParamRef(name)
 
     def _uses(self, pname: str) -> int:
-        return self._nodes.refs.get(pname, 0)
+        return self._nodes.uses(pname)
 
     def graph(self) -> Graph:
         """The current state as a graph (for analyses), facts unchanged."""
@@ -147,11 +165,28 @@ class Rewriter:
 
     def finish(self, establishes: Iterable[str], invalidates: Iterable[str]) -> Graph:
         """The new graph: params the edits left unreferenced are dropped, facts updated."""
-        used = {r.name for n in self.nodes.values() for _, r in n.param_refs()}
-        before = self.g.used_params()
-        params = {k: v for k, v in self.params.items() if k in used or k not in before}
+        drop = self._unreferenced()
+        params = {k: v for k, v in self.params.items() if k not in drop}
         facts = (self.g.facts - frozenset(invalidates)) | frozenset(establishes)
         return self.g.replace(nodes=self.nodes, params=params, facts=facts)
+
+    def _unreferenced(self) -> set[str]:
+        """The params some node of the input graph read and no node reads now.
+
+        Only a replaced or removed node can have let go of one, so the candidates are what those
+        read before and do not read now; the whole graph is scanned only when some are left
+        (not at all when the edits kept every reference, as overwriting arrays does).
+        """
+        old, nodes = self.g.nodes, self.nodes
+        changed = [k for k, n in nodes.items() if old.get(k) is not n]
+        was = [old[k] for k in changed if k in old] + [old[k] for k in old.keys() - nodes.keys()]
+        maybe = {r.name for n in was for _, r in n.param_refs()}
+        if not maybe:
+            return maybe
+        maybe -= {r.name for k in changed for _, r in nodes[k].param_refs()}
+        if not maybe:
+            return maybe
+        return maybe - {r.name for n in nodes.values() for _, r in n.param_refs()}
 
 
 def is_power_of_two(x: float) -> bool:

@@ -230,6 +230,24 @@ def _copy(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return copy.deepcopy(gm, memo)
 
 
+def _adopt_first_draws(gm: torch.fx.GraphModule, probe: torch.fx.GraphModule) -> None:
+    """Give the model the random initial values its probe copy drew at its first forward
+    (``slayerc.slayer`` draws per-channel decays and delays then, as lava-dl does), so the
+    traced graph and the model agree afterwards, as if the model had run first."""
+    mine = dict(gm.named_modules())
+    for name, ran in probe.named_modules():
+        own = mine.get(name)
+        if own is None or not hasattr(ran, "_drawn") or own._drawn or not ran._drawn:
+            continue
+        with torch.no_grad():
+            for pname, value in ran.named_parameters(recurse=False):
+                getattr(own, pname).data = value.detach().clone().to(
+                    getattr(own, pname).device)
+        for attr in ("_drawn", "_params_ready", "init", "shape", "num_neurons"):
+            if attr in vars(ran):  # instance state only (a Delay's ``shape`` is a property)
+                setattr(own, attr, copy.copy(vars(ran)[attr]))
+
+
 def trace(model: torch.nn.Module, example_input: torch.Tensor) -> Graph:
     """Trace ``model`` on ``example_input`` (``[N, *S, T]``) into a shape-inferred IR graph."""
     from slayerc.frontend import lower_slayer, lower_torch
@@ -250,6 +268,7 @@ def trace(model: torch.nn.Module, example_input: torch.Tensor) -> Graph:
             shape = list(example_input.shape)
             raise FrontendError(f"{first} (the example input had shape {shape}: [N, C(, H, W), "
                                 "T]; is the input shape right?)") from e.__cause__
+    _adopt_first_draws(gm, probe)
     low = Lowering(model, gm, probe, rec.recorded, example_input)
     env: dict[str, Any] = {}
     for node in gm.graph.nodes:

@@ -84,3 +84,30 @@ def test_drawing_at_construction_would_differ():
                                      weight_scale=4)
     assert not np.array_equal(second.synapse.weight_v.detach().numpy(),
                               want_sd["1.synapse.weight_v"])
+
+
+def test_a_copy_moved_or_traced_before_the_first_forward_still_draws():
+    """The draw happens in a deep copy too (``copy.deepcopy``, ``.to``), and tracing a model
+    that never ran gives the model the values its traced graph holds, so the compiled module
+    and the model agree afterwards, both equal to lava-dl's."""
+    import copy
+
+    import slayerc
+
+    case = "cuba_dense_wn_delay_per_channel"
+    want_sd, x, want_y, _, _ = _stored(case)
+    x = torch.tensor(x)
+    plain = "alif_dense_delay_per_channel"  # (no weight norm: its hook's tensor cannot be
+    sd_plain, x_plain, y_plain, _, _ = _stored(plain)  # deep-copied, a torch limit)
+    torch.manual_seed(0)
+    dup = copy.deepcopy(ref.build(slayer, plain)).to("cpu")
+    with torch.no_grad():
+        assert np.array_equal(dup(torch.tensor(x_plain)).numpy(), y_plain)
+    assert np.array_equal(dup.state_dict()["0.delay.delay"].numpy(), sd_plain["0.delay.delay"])
+    torch.manual_seed(0)
+    model = ref.build(slayer, case)
+    module = slayerc.to_module(slayerc.trace(model, x))
+    for key in ("0.neuron.current_decay", "1.delay.delay"):
+        assert np.array_equal(model.state_dict()[key].numpy(), want_sd[key]), key
+    with torch.no_grad():
+        assert torch.equal(module(x), model(x))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from slayerc.errors import DelayShapeError, FrontendError  # noqa: F401
-from slayerc.frontend.slayer.neuron.base import _mark
+from slayerc.frontend.slayer.neuron.base import _mark, _unchanged
 from slayerc.runtime import axon as _axon
 
 
@@ -44,7 +44,7 @@ class Delay(torch.nn.Module):
         self.register_parameter("delay", torch.nn.Parameter(torch.zeros(1), requires_grad=True))
         self.init = False
         self._drawn = False
-        self._placeholder: tuple[int, int] | None = None
+        self._placeholder: torch.Tensor | None = None
 
     def set_channels(self, num_channels: int) -> None:
         """Give the delays their shape ``(num_channels,)`` now (zeros until the first forward
@@ -63,7 +63,7 @@ class Delay(torch.nn.Module):
             return
         self._drawn = True
         value = torch.rand(self.delay.shape[0], device=device)  # (the random-number order)
-        if _mark(self.delay) == self._placeholder:  # not set by hand since set_channels
+        if _unchanged(self.delay, self._placeholder):  # not set by hand since set_channels
             self.delay.data = value.to(self.delay.device)
 
     def clamp(self) -> None:

@@ -44,9 +44,18 @@ def _range(name: str, value, jitter: float) -> tuple[float, float]:
     return value[0], value[1]
 
 
-def _mark(param: torch.Tensor) -> tuple[int, int]:
-    """What changes when a parameter is set by hand (``.data =`` or an in-place copy)."""
-    return param.data_ptr(), param._version
+def _mark(param: torch.Tensor) -> torch.Tensor:
+    """The placeholder values of a parameter (a CPU copy), to tell later whether they were set
+    by hand; values survive ``deepcopy`` and ``.to(device)``, which storage identity does not."""
+    return param.detach().cpu().clone()
+
+
+def _unchanged(param: torch.Tensor, mark: torch.Tensor | None) -> bool:
+    """Whether ``param`` still holds the placeholder ``mark`` (nobody set it by hand)."""
+    if mark is None or param.shape != mark.shape:
+        return False
+    now = param.detach().cpu()  # (a checkpoint saved before a first forward may hold NaN)
+    return bool(((now == mark) | (now.isnan() & mark.isnan())).all())
 
 
 class Neuron(torch.nn.Module):
@@ -94,7 +103,7 @@ class Neuron(torch.nn.Module):
         self._lazy: dict[str, tuple[float, float]] = {}
         self._params_ready = self.shared_param
         self._drawn = self.shared_param
-        self._placeholders: dict[str, tuple[int, int]] = {}
+        self._placeholders: dict[str, torch.Tensor] = {}
         self._init_norm(norm, num_neurons)
         self.drop = dropout
 
@@ -166,7 +175,7 @@ class Neuron(torch.nn.Module):
         drawn = self._draw(tuple(getattr(self, next(iter(self._lazy))).shape))
         for name, value in drawn.items():  # (drawn anyway: the random-number order stays)
             param = getattr(self, name)
-            if _mark(param) == self._placeholders.get(name):  # not set by hand since
+            if _unchanged(param, self._placeholders.get(name)):  # not set by hand since
                 param.data = value.to(param.device)
         self.clamp()
 

@@ -63,8 +63,8 @@ def test_example_models_through_triton_equal_eager(name):
     shape = {"ConvSNN": (2, 2, 16, 16, 12), "NMNISTNet": (2, 2, 34, 34, 12),
              "PilotNetSDNN": (2, 3, 33, 100, 6), "RecurrentKWTA": (2, 20, 30),
              "SeedNetwork": (1, 3, 13, 16, 6), "TorchCNN": (2, 2, 16, 16, 12)}[name]
-    torch.manual_seed(0)
-    net = getattr(models, name)().eval()
+    torch.manual_seed(1 if name == "NMNISTNet" else 0)  # (seed 0: no output spikes, as in
+    net = getattr(models, name)().eval()                 # lava-dl, whose draws it follows)
     gen = torch.Generator().manual_seed(2)
     x = (torch.rand(shape, generator=gen) < 0.3).float()
     if name in ("SeedNetwork", "PilotNetSDNN"):  # graded inputs

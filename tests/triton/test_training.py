@@ -153,11 +153,20 @@ def test_bare_neurons_and_torch_layers():
     assert torch.equal(compiled(x), model(x))
 
 
-def test_unsized_parameters_are_announced():
-    """Compiling a model whose per-neuron decays are not drawn yet warns, naming them."""
+def test_compiling_a_model_that_never_ran_gives_it_the_drawn_values():
+    """Compiling a model whose per-neuron decays are not drawn yet draws them once (the trace
+    runs a copy, whose first forward draws) and gives the model the same values: no
+    "not sized yet" warning, and the model's decays equal the compiled module's."""
+    import warnings
+
     model, shape = _build("cuba", FLAGS["dense-neuron-state-delay"])
-    with pytest.warns(UserWarning, match=r"0\.neuron\.current_decay.*not sized yet"):
-        slayerc.compile(model, torch.rand(shape), backend="triton")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        compiled = slayerc.compile(model, torch.rand(shape), backend="triton")
+    back = checkpoint.model_state(compiled, model)
+    decay = model.state_dict()["0.neuron.current_decay"]
+    assert decay.numel() > 1 and float(decay.std()) > 0
+    assert torch.equal(back["0.neuron.current_decay"], decay)
 
 
 def test_persistent_states_train_over_calls():
@@ -243,6 +252,8 @@ def test_adam_steps_match_eager():
     x = 1.5 * torch.rand(4, 6, 12)
     target = torch.rand(4, 3) * 0.5
     eager = _dense_net()
+    with torch.no_grad():  # the first forward draws the per-channel decays (as lava-dl)
+        eager(x)
     compiled = slayerc.compile(copy.deepcopy(eager), x, backend="triton")
     decays = checkpoint.decay_parameters(compiled)
     assert len(decays) == 4

@@ -46,22 +46,28 @@ SDNN = {"threshold": 0.1, "activation": torch.nn.functional.relu, "tau_grad": 0.
         "scale_grad": 0.1, "requires_grad": True, "shared_param": False}
 
 
+def _stack(family, params: dict, sizes: tuple[int, ...], scale: float,
+           weight_norm: bool = False) -> torch.nn.Sequential:
+    """Dense blocks through ``sizes``, each with an axonal delay but the last."""
+    last = len(sizes) - 2
+    return torch.nn.Sequential(*(
+        family.Dense(params, a, b, weight_norm=weight_norm, delay=i < last, weight_scale=scale)
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:]))))
+
+
 def build(slayer, case: str) -> torch.nn.Sequential:
     """The model of ``case`` written with ``slayer`` (lava-dl's module or slayerc's)."""
     b = slayer.block
-    if case == "cuba_dense_wn_delay_per_channel":
-        return torch.nn.Sequential(
-            b.cuba.Dense(CUBA, 20, 16, weight_norm=True, delay=True, weight_scale=4),
-            b.cuba.Dense(CUBA, 16, 12, weight_norm=True, delay=True, weight_scale=4),
-            b.cuba.Dense(CUBA, 12, 4, weight_norm=True, weight_scale=4))
-    if case == "alif_dense_delay_per_channel":
-        return torch.nn.Sequential(
-            b.alif.Dense(ALIF, 20, 16, delay=True, weight_scale=4),
-            b.alif.Dense(ALIF, 16, 4, weight_scale=4))
-    if case == "rf_dense_delay":
-        return torch.nn.Sequential(
-            b.rf.Dense(RF, 20, 16, delay=True, weight_scale=8),
-            b.rf.Dense(RF, 16, 4, weight_scale=8))
+    stacks = {  # (lava-dl 0.6's adrf_iz forward raises a TypeError, so it has no case)
+        "cuba_dense_wn_delay_per_channel": (b.cuba, CUBA, (20, 16, 12, 4), 4, True),
+        "alif_dense_delay_per_channel": (b.alif, ALIF, (20, 16, 4), 4, False),
+        "rf_dense_delay": (b.rf, RF, (20, 16, 4), 8, False),
+        "rf_iz_dense_delay": (b.rf_iz, RF, (20, 16, 4), 8, False),
+        "adrf_dense_delay": (b.adrf, ADRF, (20, 16, 4), 8, False),
+        "sdnn_dense_wn_delay": (b.sigma_delta, SDNN, (20, 16, 12, 4), 2, True),
+    }
+    if case in stacks:
+        return _stack(*stacks[case])
     if case == "cuba_pool_conv_delay":
         return torch.nn.Sequential(
             b.cuba.Pool(CONV, 2),
@@ -71,18 +77,6 @@ def build(slayer, case: str) -> torch.nn.Sequential:
             b.cuba.Flatten(),
             b.cuba.Dense(CONV, 96, 8, weight_scale=3, delay=True, weight_norm=True),
             b.cuba.Dense(CONV, 8, 4, weight_scale=3))
-    if case in ("rf_iz_dense_delay", "adrf_dense_delay"):  # (lava-dl 0.6's adrf_iz forward
-        # raises a TypeError, so it has no case)
-        fam = getattr(b, case[:-len("_dense_delay")])
-        params = RF if case.startswith("rf") else ADRF
-        return torch.nn.Sequential(
-            fam.Dense(params, 20, 16, delay=True, weight_scale=8),
-            fam.Dense(params, 16, 4, weight_scale=8))
-    if case == "sdnn_dense_wn_delay":
-        return torch.nn.Sequential(
-            b.sigma_delta.Dense(SDNN, 20, 16, weight_norm=True, delay=True, weight_scale=2),
-            b.sigma_delta.Dense(SDNN, 16, 12, weight_norm=True, delay=True, weight_scale=2),
-            b.sigma_delta.Dense(SDNN, 12, 4, weight_norm=True, weight_scale=2))
     if case == "nmnist_conv_delay":
         return torch.nn.Sequential(
             b.cuba.Conv(NMNIST_CONV, 2, 8, 5, padding=2, stride=2, weight_scale=2, delay=True,

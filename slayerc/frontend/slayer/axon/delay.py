@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from slayerc.errors import DelayShapeError, FrontendError  # noqa: F401
-from slayerc.frontend.slayer.neuron.base import _mark, _unchanged
+from slayerc.frontend.slayer.utils.placeholder import mark as _mark
+from slayerc.frontend.slayer.utils.placeholder import unchanged as _unchanged
 from slayerc.runtime import axon as _axon
 
 

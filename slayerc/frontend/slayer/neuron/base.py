@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from slayerc.errors import FrontendError, NeuronConfigError, NeuronShapeError  # noqa: F401
+from slayerc.frontend.slayer.utils.placeholder import mark as _mark
+from slayerc.frontend.slayer.utils.placeholder import unchanged as _unchanged
 from slayerc.frontend.slayer.utils.quantize import quantize
 from slayerc.ir.target import WEIGHT_MANT
 
@@ -42,20 +44,6 @@ def _range(name: str, value, jitter: float) -> tuple[float, float]:
     if len(value) != 2:
         raise NeuronConfigError(f"expected {name} as a scalar or (min, max); got {value!r}")
     return value[0], value[1]
-
-
-def _mark(param: torch.Tensor) -> torch.Tensor:
-    """The placeholder values of a parameter (a CPU copy), to tell later whether they were set
-    by hand; values survive ``deepcopy`` and ``.to(device)``, which storage identity does not."""
-    return param.detach().cpu().clone()
-
-
-def _unchanged(param: torch.Tensor, mark: torch.Tensor | None) -> bool:
-    """Whether ``param`` still holds the placeholder ``mark`` (nobody set it by hand)."""
-    if mark is None or param.shape != mark.shape:
-        return False
-    now = param.detach().cpu()  # (a checkpoint saved before a first forward may hold NaN)
-    return bool(((now == mark) | (now.isnan() & mark.isnan())).all())
 
 
 class Neuron(torch.nn.Module):

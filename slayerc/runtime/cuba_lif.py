@@ -369,7 +369,12 @@ class _CubaLIF(torch.autograd.Function):
         ku, kv, level, u0, v0 = _setup(x, du, dv, u_state, v_state, scale, threshold, exact)
         want_u = want_u or ctx.needs_input_grad[1]
         if _compiled_fits(x, scale):
-            traces, _ = _run_compiled(x, ku, kv, u0, v0, scale, level, "uv" if want_u else "v")
+            # a time-last x (a conv synapse's output) gets time-last traces: its spikes feed the
+            # next conv, and their gradients come back time-last, with no transposing copy either
+            # way; learnable decays keep time-major traces for :func:`_decay_grad`
+            time_last = not (is_time_major(x) or ctx.needs_input_grad[1] or ctx.needs_input_grad[2])
+            traces, _ = _run_compiled(x, ku, kv, u0, v0, scale, level, "uv" if want_u else "v",
+                                      time_last=time_last)
             u, v = traces.get("u"), traces["v"]
         else:
             u, v = _torch_forward(x, ku, kv, u0, v0, scale, level, want_u)
@@ -399,15 +404,23 @@ class _CubaLIF(torch.autograd.Function):
 
 
 def _scan_pair_tm(g: torch.Tensor, av: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
-    """``reverse_scan(reverse_scan(g, av), au)`` for one-value decays, as one matrix product."""
-    gt = g.movedim(-1, 0)
-    if not gt.is_contiguous():
-        gt = gt.contiguous()
-    n = gt.shape[0]
+    """``reverse_scan(reverse_scan(g, av), au)`` for one-value decays, as one matrix product.
+
+    A contiguous (time-last) ``g`` ``[M, T]`` gives a time-last result ``g·Pᵀ``, any other
+    layout a time-major ``P·g``: the same sums (each entry one length-``T`` dot product; the
+    two orientations are checked equal bit for bit), without transposing ``g``.
+    """
+    n = g.shape[-1]
     if n > 128:
         return _scan_time_major(_scan_time_major(g, av), au)
     pair = _toeplitz(au.reshape(()).to(_F64), n) @ _toeplitz(av.reshape(()).to(_F64), n)
-    flat = torch.mm(pair.to(g.dtype), gt.reshape(n, -1))
+    pair = pair.to(g.dtype)
+    if g.is_contiguous() and not is_time_major(g):
+        return torch.mm(g.reshape(-1, n), pair.t()).reshape(g.shape)
+    gt = g.movedim(-1, 0)
+    if not gt.is_contiguous():
+        gt = gt.contiguous()
+    flat = torch.mm(pair, gt.reshape(n, -1))
     return flat.reshape(gt.shape).movedim(0, -1)
 
 
@@ -444,9 +457,12 @@ def cuba_lif(
 
     but runs one loop over ``T`` for both integrators (about half the per-step operations), and
     both the traces and the input gradient are ``[N, *S, T]`` views of time-major storage
-    (see :func:`is_time_major`).  With ``current=False`` the current trace is not materialised
-    (returned as None) unless ``current_decay`` needs a gradient.  ``exact_decay``: the decays
-    unrounded (an IR node's ``exact_decays``).  Returns ``(u, v)``.
+    (see :func:`is_time_major`), except that the compiled loop keeps a contiguous (time-last)
+    ``x``'s layout when no decay needs a gradient (a conv synapse's output: its spikes feed the
+    next conv without a transposing copy, and the backward runs in that layout too).  With
+    ``current=False`` the current trace is not materialised (returned as None) unless
+    ``current_decay`` needs a gradient.  ``exact_decay``: the decays unrounded (an IR node's
+    ``exact_decays``).  Returns ``(u, v)``.
     """
     return _CubaLIF.apply(
         x, current_decay, voltage_decay, current_state, voltage_state, int(scale), threshold,

@@ -215,3 +215,123 @@ def test_dense_rows_four_at_a_time_with_payloads(width: int) -> None:
     for x in (spikes, payloads):
         got = Simulator(g, None).run(x, record="layers")
         np.testing.assert_array_equal(got["n"], _unfused(g, x)["n"])
+
+
+def _pixel_net(seed: int, cin: int, hi: int = 120, graded: bool = False) -> Graph:
+    """input -> [shift] conv (``cin`` input channels, one group) -> cuba -> flatten -> dense ->
+    cuba, random geometry."""
+    rng = np.random.default_rng(seed)
+    k, stride, pad = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
+    lif = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.0625}
+    b = GraphBuilder()
+    x = b.add(ops.Input, "inp", shape=(cin, 7, 6), dtype="f32")
+    x = b.add(ops.Shift, "c_shift", [x], steps=1)
+    y = b.add(ops.Conv, "c", [x], weight=b.param("c.w", _w(rng, (5, cin, k, k), hi)),
+              stride=stride, padding=pad, dilation=1 + seed % 2)
+    y = b.add(ops.Cuba, "n", [y], **lif, graded=graded)
+    y = b.add(ops.Flatten, "flat", [y])
+    dil = 1 + seed % 2
+    width = 5 * np.prod([(n + 2 * pad - dil * (k - 1) - 1) // stride + 1 for n in (7, 6)])
+    y = b.add(ops.Dense, "fc", [y], weight=b.param("fc.w", _w(rng, (3, int(width)), hi)))
+    y = b.add(ops.Cuba, "m", [y], **lif)
+    b.add(ops.Output, "out", [y])
+    return shape_infer.run(b.build())
+
+
+@pytest.mark.parametrize("cin", [8, 13, 64])
+@pytest.mark.parametrize("seed", range(3))
+def test_convolutions_by_pixel_equal_node_by_node(cin: int, seed: int) -> None:
+    """8..64 input channels scatter by pixel (every spiking channel of a pixel summed first,
+    up to all 64: bit 63 of the channel mask); spikes, payloads, graded neurons."""
+    g = _pixel_net(seed, cin, graded=seed == 2)
+    sim = Simulator(g, None)
+    assert sim.fusions["n"].tables.mode == fused.PIXELS
+    spikes = _spikes(seed, (2, *g["inp"].shape, 9), rate=0.5)
+    spikes[0, :, 3, 2, 4] = 1  # every channel of one pixel at once
+    payloads = spikes * np.random.default_rng(seed).integers(-3, 4, spikes.shape)
+    for x in (spikes, payloads):
+        got = sim.run(x, record="layers")
+        ref = _unfused(g, x)
+        assert got["n"].any()
+        for name, arr in ref.items():
+            np.testing.assert_array_equal(got[name], arr, err_msg=name)
+
+
+def test_convolutions_outside_the_pixel_range_scatter_by_input() -> None:
+    for cin, mode in ((7, fused.SEGMENTS), (65, fused.SEGMENTS), (8, fused.PIXELS)):
+        g = _pixel_net(0, cin)
+        assert Simulator(g, None).fusions["n"].tables.mode == mode, cin
+    g = _pixel_net(1, 65)
+    x = _spikes(1, (2, *g["inp"].shape, 6), rate=0.5)
+    got = Simulator(g, None).run(x, record="layers")
+    for name, arr in _unfused(g, x).items():
+        np.testing.assert_array_equal(got[name], arr, err_msg=name)
+
+
+def test_weights_beyond_int16_sums_run_node_by_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scatter sums up to eight weights in int16 lanes, which needs ``|w| < 2^12``; a
+    quant-legal graph's weights are below 2^8, but tables that could not promise it (here:
+    forced to int32) leave the layer to the ordinary kernels, with the same result."""
+    g = _pixel_net(4, 16)
+    x = _spikes(4, (2, *g["inp"].shape, 8), rate=0.6)
+    fast_run = Simulator(g, None).run(x, record="layers")
+    assert set(Simulator(g, None).fusions) == {"n", "m"}
+    monkeypatch.setattr(fused, "_weight_table", lambda w: np.ascontiguousarray(w, np.int32))
+    sim = Simulator(g, None)
+    assert not sim.fusions
+    for name, arr in sim.run(x, record="layers").items():
+        np.testing.assert_array_equal(fast_run[name], arr, err_msg=name)
+
+
+def _neuron_types(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The integer type of the neuron state in each fused call."""
+    seen: list[str] = []
+    orig = fused._layer
+
+    def layer(*a):  # noqa: ANN002, ANN202
+        seen.append(str(a[-4].dtype))
+        return orig(*a)
+    monkeypatch.setattr(fused, "_layer", layer)
+    return seen
+
+
+def test_int32_neurons_only_within_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int32 neuron loop runs while every synaptic input stays below 2^18 (then one fold
+    keeps the current in 24 bits); a larger input re-runs the layer with int64 neurons, which
+    let the current leave 24 bits as the int64 loop always did.  Both equal node by node."""
+    g = _pixel_net(5, 8)
+    sim = Simulator(g, None)
+    monkeypatch.setattr(fused, "THREADS", 1)
+    types = _neuron_types(monkeypatch)
+    x = _spikes(5, (2, *g["inp"].shape, 10), rate=0.5)
+    got = sim.run(x, record="layers")
+    assert types[0] == "int32"
+    for name, arr in _unfused(g, x).items():
+        np.testing.assert_array_equal(got[name], arr, err_msg=name)
+    fusion = sim.fusions["n"]
+    limit = fused.small_limit(fusion, [np.zeros((2, 1))])
+    assert limit >= 1
+    for value, want in ((limit, ["int32"]), (limit + 1, ["int32", "int64"])):
+        types.clear()
+        big = x.copy()
+        big[1, 2, 3, 3, 2] = value
+        got = sim.run(big, record="layers")
+        assert types[:-1] == want, value  # the last call: the dense layer
+        for name, arr in _unfused(g, big).items():
+            np.testing.assert_array_equal(got[name], arr, err_msg=name)
+    # a current beyond 2^23 left by an earlier chunk: int64 neurons from the start
+    assert fused.small_limit(fusion, [np.full((2, 1), float(1 << 24))]) == 0
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_binary_spikes_pass_between_layers_as_bytes(chunk: int) -> None:
+    """Binary spikes travel between fused layers as uint8; recorded, streamed and exported
+    values are the same integers."""
+    g = _pixel_net(6, 8)
+    x = _spikes(6, (2, *g["inp"].shape, 9), rate=0.5)
+    whole = Simulator(g, None).run(x, record="layers")
+    assert whole["n"].dtype == np.int32 and set(np.unique(whole["n"])) == {0, 1}
+    parts = list(Simulator(g, None).stream(x, record="layers", chunk_steps=chunk))
+    for name, arr in whole.items():
+        streamed = np.moveaxis(np.concatenate([p[name] for p in parts]), 0, -1)
+        np.testing.assert_array_equal(streamed, arr, err_msg=name)

@@ -66,6 +66,9 @@ def _identity(f: Any) -> Any:
 
 
 _jit = numba.njit(cache=True, nogil=True) if AVAILABLE else _identity
+_jit_inline = numba.njit(cache=True, nogil=True, inline="always") if AVAILABLE else _identity
+"""For small helpers called in hot loops: inlined into the caller's numba IR (a separately
+compiled call is not always inlined by LLVM; measured 4 % on the fused conv layers)."""
 
 W = 1 << 23          # the LIF current wraps at 24 bits
 LIM = (1 << 23) - 1  # LIF voltage and RF states are clipped to ±LIM

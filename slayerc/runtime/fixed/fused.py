@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,11 @@ LIST_BYTES = 1 << 22
 I32_MAX = float((1 << 31) - 1)
 I64_SAFE = float(1 << 62)
 OK, NOT_INTEGER, TOO_LARGE = 0, 1, 2
+ROWS, SEGMENTS, PIXELS = 0, 1, 2
+"""How a synapse's weights are scattered: dense rows, convolution segments per input, or
+convolution slots per input pixel (its channels summed first)."""
 _jit = fast._jit
+_jit_inline = fast._jit_inline
 try:  # pragma: no cover - with numba only
     from numba.cpython.unsafe.numbers import trailing_zeros as _tz_bits
 except ImportError:  # pragma: no cover
@@ -94,8 +98,8 @@ def _scan(src, k, xlim, idx, val):  # noqa: ANN001
 @_jit
 def _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val):  # noqa: ANN001
     """The non-zero inputs of frames ``t0 .. t1`` of sample ``i`` (``head[t]`` before step
-    ``d``, ``x[t − d]`` from then on) as lists ``idx[ptr[f]:ptr[f+1]]`` with their values (exact
-    integers) in ``val``; returns OK, NOT_INTEGER or TOO_LARGE."""
+    ``d``, ``x[t − d]`` from then on) as lists ``idx[ptr[f]:ptr[f+1]]`` (ascending) with their
+    values (exact integers) in ``val``; returns OK, NOT_INTEGER or TOO_LARGE."""
     k = 0
     for t in range(t0, t1):
         ptr[t - t0] = k
@@ -128,91 +132,242 @@ def _scatter(frames, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat, 
                         row_acc[base + c] += xi * wflat[r0 + c]
 
 
+@_jit_inline
+def _ones(val, p, n):  # noqa: ANN001
+    """Whether ``val[p:p + n]`` are all 1 (binary spikes)."""
+    for k in range(p, p + n):
+        if val[k] != 1:
+            return False
+    return True
+
+
 @_jit
 def _scatter_rows(frames, ptr, idx, val, wflat, width, acc):  # noqa: ANN001
-    """A dense layer's accumulation (one weight row per input, all at offset 0): spiking rows
-    are added four at a time, so the accumulator is loaded and stored once per four rows (the
-    one-row loop is bound by those stores).  Exact: the int32 sums are those of the one-row
-    loop, reordered, and stay below the bound that chose int32."""
+    """A dense layer's accumulation (one weight row per input, all at offset 0): runs of eight
+    spiking rows are summed in int16 lanes first (weights below 2^12: no sum of eight can
+    overflow), so the accumulator is loaded and stored once per eight rows (the one-row loop
+    is bound by those stores); an input other than 1 is added on its own.  Exact: the integer
+    sums are those of the one-row loop, reordered, and stay below the bound that chose the
+    accumulator type."""
     uw = np.uint64(width)
-    pend = np.empty(4, np.uint64)
     for f in range(frames):
         row = acc[f]
-        k = 0
-        for p in range(ptr[f], ptr[f + 1]):
-            r = np.uint64(idx[p]) * uw
-            xi = val[p]
-            if xi != 1:
+        p, end = ptr[f], ptr[f + 1]
+        while p < end:
+            if p + 8 <= end and _ones(val, p, 8):
+                r0, r1, r2, r3 = (np.uint64(idx[p]) * uw, np.uint64(idx[p + 1]) * uw,
+                                  np.uint64(idx[p + 2]) * uw, np.uint64(idx[p + 3]) * uw)
+                r4, r5, r6, r7 = (np.uint64(idx[p + 4]) * uw, np.uint64(idx[p + 5]) * uw,
+                                  np.uint64(idx[p + 6]) * uw, np.uint64(idx[p + 7]) * uw)
+                for c in range(uw):
+                    row[c] += np.int16(np.int16(np.int16(wflat[r0 + c] + wflat[r1 + c])
+                                                + np.int16(wflat[r2 + c] + wflat[r3 + c]))
+                                       + np.int16(np.int16(wflat[r4 + c] + wflat[r5 + c])
+                                                  + np.int16(wflat[r6 + c] + wflat[r7 + c])))
+                p += 8
+                continue
+            r, xi = np.uint64(idx[p]) * uw, val[p]
+            if xi == 1:
+                for c in range(uw):
+                    row[c] += wflat[r + c]
+            else:
                 for c in range(uw):
                     row[c] += xi * wflat[r + c]
+            p += 1
+
+
+@_jit_inline
+def _add_channels(acc_f, q, rows, n, slot_ptr, slot_base, slot_off, slot_len, wflat):  # noqa: ANN001
+    """Add the weights of channels ``rows[:n]`` of input pixel ``q`` to its slots, each slot
+    loaded and stored once per group of up to four (summed in int16 lanes)."""
+    for s in range(slot_ptr[q], slot_ptr[q + 1]):
+        base, ln = np.uint64(slot_base[s]), np.uint64(slot_len[s])
+        off = np.uint64(slot_off[s])
+        row = acc_f[base:base + ln]
+        k = 0
+        while k + 4 <= n:
+            r0, r1, r2, r3 = (off + rows[k] * ln, off + rows[k + 1] * ln,
+                              off + rows[k + 2] * ln, off + rows[k + 3] * ln)
+            for e in range(ln):
+                row[e] += np.int16(np.int16(wflat[r0 + e] + wflat[r1 + e])
+                                   + np.int16(wflat[r2 + e] + wflat[r3 + e]))
+            k += 4
+        if k + 2 <= n:
+            r0, r1 = off + rows[k] * ln, off + rows[k + 1] * ln
+            for e in range(ln):
+                row[e] += np.int16(wflat[r0 + e] + wflat[r1 + e])
+            k += 2
+        if k < n:
+            r0 = off + rows[k] * ln
+            for e in range(ln):
+                row[e] += wflat[r0 + e]
+
+
+@_jit
+def _scatter_pixels(frames, ptr, idx, val, npix, slot_ptr, slot_base, slot_off, slot_len, wflat,
+                    cmask, acc):  # noqa: ANN001
+    """A convolution's accumulation by input pixel (:func:`conv_tables`, :data:`PIXELS`):
+    every channel of one pixel adds to the same accumulator slots, so the spiking channels of
+    a pixel are summed first (:func:`_add_channels`).  ``cmask[pixel]`` collects a frame's
+    spiking channels as bits (left zero; the inputs ``idx`` are ascending ``channel · npix +
+    pixel``); inputs other than 1 are added on their own."""
+    one = np.uint64(1)
+    rows = np.empty(64, np.uint64)
+    for f in range(frames):
+        acc_f = acc[f]
+        c, lim = np.uint64(0), np.int64(npix)
+        for p in range(ptr[f], ptr[f + 1]):
+            q, xi = idx[p], val[p]
+            while q >= lim:
+                c += one
+                lim += npix
+            q -= lim - npix
+            if xi == 1:
+                cmask[q] |= one << c
                 continue
-            pend[k] = r
-            k += 1
-            if k == 4:
-                r0, r1, r2, r3 = pend[0], pend[1], pend[2], pend[3]
-                for c in range(uw):
-                    row[c] += wflat[r0 + c] + wflat[r1 + c] + wflat[r2 + c] + wflat[r3 + c]
-                k = 0
-        for j in range(k):
-            r = pend[j]
-            for c in range(uw):
-                row[c] += wflat[r + c]
+            for s in range(slot_ptr[q], slot_ptr[q + 1]):
+                base, ln = np.uint64(slot_base[s]), np.uint64(slot_len[s])
+                r = np.uint64(slot_off[s]) + c * ln
+                for e in range(ln):
+                    acc_f[base + e] += xi * wflat[r + e]
+        for q in range(npix):
+            bits = cmask[q]
+            if bits == 0:
+                continue
+            cmask[q] = 0
+            n = 0
+            while bits:
+                rows[n] = np.uint64(_tz_bits(bits))
+                n += 1
+                bits &= bits - one
+            _add_channels(acc_f, q, rows, n, slot_ptr, slot_base, slot_off, slot_len, wflat)
+
+
+@_jit_inline
+def _transpose(row, chans, tr):  # noqa: ANN001
+    """``tr[c, p] = row[p, c]`` for ``chans`` channels (a channel-last accumulator into the
+    neurons' channel-first order)."""
+    cc = np.uint64(chans)
+    pp = np.uint64(tr.shape[0]) // cc
+    for c in range(cc):
+        for p in range(pp):
+            tr[c * pp + p] = row[p * cc + c]
+
+
+@_jit
+def _synaptic(row, chans, shift, syn_bias, wrap24, tr):  # noqa: ANN001
+    """A frame's accumulator ``row`` through the synapse's post-accumulation rule into ``tr``
+    (the neurons' order): with ``chans`` > 0 the accumulator is channel-last and transposed
+    here (so the neuron loop runs over contiguous arrays and vectorises); then the
+    ``weight_exp`` shift (a floor), the bias (none when ``syn_bias`` is empty) and, with
+    ``wrap24`` (a convolution whose sums may reach 2^23), the 24-bit wrap."""
+    m = np.uint64(tr.shape[0])
+    if chans > 0:
+        _transpose(row, chans, tr)
+    elif shift >= 0:
+        for j in range(m):
+            tr[j] = row[j] << shift
+    else:
+        for j in range(m):
+            tr[j] = row[j] >> -shift
+    if syn_bias.shape[0]:
+        for j in range(m):
+            tr[j] += syn_bias[j]
+    if wrap24:
+        wrap = 1 << 23
+        for j in range(m):
+            tr[j] = ((tr[j] + wrap) & (2 * wrap - 1)) - wrap
+
+
+@_jit
+def _cuba_step(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
+    """One CUBA step of every neuron on the synaptic input ``y`` (int64, as
+    :func:`fast._cuba`: ``<< 6`` into state units, current decay and wrap, voltage decay,
+    bias, clip, strict threshold, reset)."""
+    wrap = np.int64(1 << 23)
+    for j in range(y.shape[0]):
+        pu = u[j] * mu[j]
+        uu = ((pu + ((pu >> 63) & 4095)) >> 12) + (y[j] << 6)
+        uu = uu - 2 * wrap if uu > wrap else uu
+        uu = uu + 2 * wrap if uu <= -wrap else uu
+        pv = v[j] * mv[j]
+        vv = ((pv + ((pv >> 63) & 4095)) >> 12) + uu + bias[j]
+        vv = min(max(vv, -wrap + 1), wrap - 1)
+        u[j] = uu
+        spike = vv > vth[j]
+        v[j] = 0 if spike else vv
+        if graded:
+            ot[j] = vv if spike else 0
+        else:
+            ot[j] = spike
+
+
+@_jit
+def _cuba_step32(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
+    """:func:`_cuba_step` in int32 lanes (twice as many per vector, half the memory), exact
+    under the bounds :func:`small_bounds` checks: ``|y| < 2^18`` (so ``|y << 6| < 2^24`` and
+    one fold keeps ``|u| ≤ 2^23``), ``|u|, |v| ≤ 2^23``, ``0 ≤ mu, mv < 2^19``,
+    ``|bias| < 2^29``.  ``trunc(a·m / 4096)`` is formed without the 36-bit product:
+    ``a = 4096·h + l`` (``l`` in ``[0, 4096)``) gives ``floor(a·m/4096) = h·m + (l·m >> 12)``,
+    plus one where ``a < 0`` and ``l·m`` leaves a remainder (trunc rounds towards zero)."""
+    wrap = np.int32(1 << 23)
+    lim = np.int32((1 << 23) - 1)
+    k12, m12, one = np.int32(12), np.int32(4095), np.int32(1)
+    for j in range(y.shape[0]):
+        a = u[j]
+        lo = np.int32((a & m12) * mu[j])
+        tu = np.int32((a >> k12) * mu[j] + (lo >> k12)
+                      + np.int32((a < 0) & ((lo & m12) != 0)) * one)
+        uu = np.int32(tu + (y[j] << np.int32(6)))
+        uu = np.int32(uu - 2 * wrap) if uu > wrap else uu
+        uu = np.int32(uu + 2 * wrap) if uu <= -wrap else uu
+        b = v[j]
+        lo = np.int32((b & m12) * mv[j])
+        tv = np.int32((b >> k12) * mv[j] + (lo >> k12)
+                      + np.int32((b < 0) & ((lo & m12) != 0)) * one)
+        vv = np.int32(tv + uu + bias[j])
+        vv = min(max(vv, -lim), lim)
+        u[j] = uu
+        spike = vv > vth[j]
+        v[j] = 0 if spike else vv
+        if graded:
+            ot[j] = vv if spike else 0
+        else:
+            ot[j] = spike
 
 
 @_jit
 def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded, u, v,
                  tr, out, i, t0):  # noqa: ANN001
-    """The synapse's post-accumulation rule and the CUBA step for ``frames`` frames of sample
-    ``i`` from ``acc`` into ``out[t0 + f, i]``; state ``u, v`` (``[M]``) updated.  With
-    ``chans`` > 0 the accumulator is channel-last and first transposed into ``tr`` (so the
-    neuron loop runs over contiguous arrays and vectorises)."""
-    wrap = np.int64(1 << 23)
-    m = out.shape[2]
-    um = np.uint64(m)
-    cc = np.uint64(max(chans, 1))
-    pp = um // cc
+    """The synapse's post-accumulation rule (:func:`_synaptic`) and the CUBA step for
+    ``frames`` frames of sample ``i`` from ``acc`` into ``out[t0 + f, i]``; state ``u, v``
+    (``[M]``) updated.  Int32 state selects :func:`_cuba_step32`."""
+    small = u.itemsize == 4  # then |y| < 2^18: the wrap cannot act
     for f in range(frames):
-        row = acc[f]
-        if chans > 0:
-            for p in range(pp):
-                for c in range(cc):
-                    tr[c * pp + p] = row[p * cc + c]
+        _synaptic(acc[f], chans, shift, syn_bias, wrap24 and not small, tr)
+        if small:
+            _cuba_step32(tr, mu, mv, vth, bias, graded, u, v, out[t0 + f, i])
         else:
-            for j in range(um):
-                tr[j] = row[j]
-        ot = out[t0 + f, i]
-        for j in range(um):
-            y = tr[j]
-            y = (y << shift) if shift >= 0 else (y >> -shift)
-            y += syn_bias[j]
-            if wrap24:
-                y = ((y + wrap) & (2 * wrap - 1)) - wrap
-            pu = u[j] * mu[j]
-            uu = ((pu + ((pu >> 63) & 4095)) >> 12) + (y << 6)
-            uu = uu - 2 * wrap if uu > wrap else uu
-            uu = uu + 2 * wrap if uu <= -wrap else uu
-            pv = v[j] * mv[j]
-            vv = ((pv + ((pv >> 63) & 4095)) >> 12) + uu + bias[j]
-            vv = min(max(vv, -wrap + 1), wrap - 1)
-            u[j] = uu
-            spike = vv > vth[j]
-            v[j] = 0 if spike else vv
-            ot[j] = (vv if graded else 1.0) if spike else 0.0
+            _cuba_step(tr, mu, mv, vth, bias, graded, u, v, out[t0 + f, i])
 
 
 @_jit
-def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_off, seg_len, wflat, width,
-           frames, chans,
-           shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su, sv, acc, out):  # noqa: ANN001
+def _layer(head, d, x, i0, i1, xlim, mode, cin, seg_ptr, seg_base, seg_off, seg_len,
+           wflat, width, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su,
+           sv, acc, out):  # noqa: ANN001
     """Run the chain for samples ``i0 .. i1`` over ``x[T, N, I]`` (behind ``head[d, N, I]``: the
     input delayed by ``d`` steps) into ``out[T, N, M]``, from the CUBA state ``su, sv``
     (``[N, M]``, updated), in pieces of ``frames`` steps per sample (``acc``: ``[frames, M]``).
-    Returns OK, or NOT_INTEGER / TOO_LARGE at the first such input (``|x| > xlim``)."""
+    ``mode``: :data:`ROWS` (dense), :data:`SEGMENTS` or :data:`PIXELS` (convolution, ``cin``
+    input channels).  Returns OK, or NOT_INTEGER / TOO_LARGE at the first such input
+    (``|x| > xlim``)."""
     steps, _, n_in = x.shape
     ptr = np.empty(frames + 1, np.int64)
     idx = np.empty(frames * n_in, np.int64)
     val = np.empty(frames * n_in, np.int64)
-    tr = np.empty(acc.shape[1], np.int64)
+    npix = n_in // max(cin, 1)
+    cmask = np.zeros(npix if mode == PIXELS else 0, np.uint64)
+    tr = np.empty(acc.shape[1], su.dtype)  # the neurons' integer type
     for i in range(i0, i1):
         for t0 in range(0, steps, frames):
             t1 = min(t0 + frames, steps)
@@ -220,8 +375,11 @@ def _layer(head, d, x, i0, i1, xlim, seg_ptr, seg_base, seg_off, seg_len, wflat,
             if code != OK:
                 return code
             acc[:] = 0
-            if chans == 0:  # dense
+            if mode == ROWS:
                 _scatter_rows(t1 - t0, ptr, idx, val, wflat, width, acc)
+            elif mode == PIXELS:
+                _scatter_pixels(t1 - t0, ptr, idx, val, npix, seg_ptr, seg_base, seg_off,
+                                seg_len, wflat, cmask, acc)
             else:
                 _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat,
                          acc)
@@ -244,11 +402,22 @@ class _Tables:
     bias: np.ndarray
     wrap24: bool
     reach: float
+    mode: int = SEGMENTS
+    cin: int = 0
+    """Input channels (:data:`PIXELS` mode: ``seg_ptr`` is per input pixel)."""
 
-    @property
-    def width(self) -> int:
-        """The longest segment."""
-        return int(self.seg_len.max(initial=1))
+    width: int = field(init=False)
+    """The longest segment."""
+    sum16: bool = field(init=False)
+    """Whether eight weights always sum within int16 (int16 table, ``|w| < 2^12``)."""
+    bias_max: float = field(init=False)
+    """The largest synapse bias magnitude."""
+
+    def __post_init__(self) -> None:
+        self.width = int(self.seg_len.max(initial=1))
+        self.sum16 = self.wflat.dtype == np.int16 and \
+            int(np.abs(self.wflat).max(initial=0)) < 1 << 12
+        self.bias_max = float(np.abs(self.bias).max(initial=0))
 
 
 def _integral(arr: np.ndarray) -> bool:
@@ -274,16 +443,23 @@ def dense_tables(kernel: Any, m: int) -> _Tables | None:
     return _Tables(np.arange(n_in + 1, dtype=np.int64), np.zeros(n_in, np.int64),
                    np.arange(n_in, dtype=np.int64) * n_out, np.full(n_in, n_out, np.int64),
                    _weight_table(w).reshape(-1), 0, int(kernel.re.weight_exp),
-                   np.ascontiguousarray(bias, np.int64), False, reach)
+                   np.ascontiguousarray(bias, np.int64), False, reach, ROWS)
 
 
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
+PIXEL_CHANNELS = (8, 64)
+"""Input channel counts for which a convolution (one group) is scattered by pixel: with
+fewer, a pixel rarely has two spiking channels; with more, the channel mask needs more than
+one 64-bit word."""
+
+
 def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
     """Tables of a :class:`~kernels.Conv` (``synapse.conv``: stride, padding, dilation,
-    groups), accumulator channel-last."""
+    groups), accumulator channel-last: by pixel (:data:`PIXELS`) for one group of
+    :data:`PIXEL_CHANNELS` input channels, else by input (:data:`SEGMENTS`)."""
     node = kernel.node
     w = kernel.w.numpy()  # [O, I/g, kh, kw]
     bias = np.zeros((w.shape[0], 1, 1)) if kernel.bias is None else kernel.bias
@@ -294,13 +470,15 @@ def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
     width = cout // groups
     cin, hi, wi = in_shape
     _, ho, wo = node.shape
+    pixels = groups == 1 and PIXEL_CHANNELS[0] <= cin <= PIXEL_CHANNELS[1]
     sy, sx = _pair(node.stride)
     py, px = _pair(node.padding)
     dy, dx = _pair(node.dilation)
-    # every (input, tap) pair whose output position lies inside the output
+    # every (input, tap) pair whose output position lies inside the output (by pixel: the
+    # pairs of channel 0 stand for every channel)
     ci, yi, xi, ky, kx = (a.reshape(-1) for a in np.meshgrid(
-        np.arange(cin), np.arange(hi), np.arange(wi), np.arange(kh), np.arange(kw),
-        indexing="ij"))
+        np.arange(1 if pixels else cin), np.arange(hi), np.arange(wi), np.arange(kh),
+        np.arange(kw), indexing="ij"))
     ny, nx = yi + py - ky * dy, xi + px - kx * dx
     yo, xo = ny // sy, nx // sx
     ok = (ny % sy == 0) & (nx % sx == 0) & (yo >= 0) & (yo < ho) & (xo >= 0) & (xo < wo) \
@@ -316,25 +494,29 @@ def conv_tables(kernel: Any, in_shape: tuple[int, ...]) -> _Tables | None:
         new_run[1:] = (inp[1:] != inp[:-1]) | (ky[1:] != ky[:-1]) | (xo[1:] != xo[:-1] + 1)
     start = np.flatnonzero(new_run)
     length = np.diff(np.append(start, len(inp)))
-    # a run's weights depend on (input channel, ky, first kx, length) only
+    # a run's weights depend on (input channel, ky, first kx, length) only; by pixel, the
+    # runs of all channels are stored together ([channel, run]) under (ky, first kx, length)
     keys = np.stack([ci[start], ky[start], kx[start], length], axis=1)
     uniq, which = np.unique(keys, axis=0, return_inverse=True)
-    sizes = uniq[:, 3] * width
+    sizes = uniq[:, 3] * width * (cin if pixels else 1)
     offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     step = sx // dx if sx % dx == 0 else 0  # kx step between consecutive output columns
     rows = []
-    for c, y, x0, n in uniq:
-        g0, cl = (c // cin_g) * width, c % cin_g
-        rows += [w[g0:g0 + width, cl, y, x0 - j * step] for j in range(n)]
+    for c0, y, x0, n in uniq:
+        for c in range(cin) if pixels else (c0,):
+            g0, cl = (c // cin_g) * width, c % cin_g
+            rows += [w[g0:g0 + width, cl, y, x0 - j * step] for j in range(n)]
     wflat = _weight_table(np.concatenate(rows) if rows else np.zeros(0))
     group = ci[start] // cin_g
     seg_base = ((yo[start] * wo + xo[start]) * cout + group * width).astype(np.int64)
-    seg_ptr = np.zeros(cin * hi * wi + 1, np.int64)
-    np.cumsum(np.bincount(inp[start], minlength=cin * hi * wi), out=seg_ptr[1:])
+    n_in = (1 if pixels else cin) * hi * wi
+    seg_ptr = np.zeros(n_in + 1, np.int64)
+    np.cumsum(np.bincount(inp[start], minlength=n_in), out=seg_ptr[1:])
     bias_full = np.broadcast_to(bias, (cout, ho, wo)).reshape(-1)
-    return _Tables(seg_ptr, seg_base, offs[which.reshape(-1)], sizes[which.reshape(-1)],
-                   wflat, cout, 0, np.ascontiguousarray(bias_full, np.int64), True,
-                   float(kernel.reach))
+    return _Tables(seg_ptr, seg_base, offs[which.reshape(-1)],
+                   (length * width).astype(np.int64), wflat, cout, 0,
+                   np.ascontiguousarray(bias_full, np.int64), True, float(kernel.reach),
+                   PIXELS if pixels else SEGMENTS, cin if pixels else 0)
 
 
 @dataclass
@@ -348,6 +530,9 @@ class Fusion:
     delay: int
     tables: _Tables
     params: tuple[np.ndarray, ...]
+    small: tuple[np.ndarray, ...] | None = None
+    """The parameters as int32 (``mu, mv, vth, bias``, then the synapse bias) when they admit
+    the int32 neuron loop (:func:`_cuba_step32`), else None."""
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -378,8 +563,8 @@ def _chain(g: Graph, node: Op, kernels: dict[str, Any]) -> Fusion | None:
         tables = conv_tables(sk, tuple(g[syn.inputs[0]].shape))
     else:
         return None
-    if tables is None:
-        return None
+    if tables is None or not tables.sum16:
+        return None  # (a quant-legal graph's weights are below 2^8: never here)
     shift, source, delay = None, syn.inputs[0], 0
     prev = kernels.get(source)
     if type(prev) is Delayed and isinstance(prev.d, int) and _only_reader(g, source, syn.name):
@@ -387,7 +572,35 @@ def _chain(g: Graph, node: Op, kernels: dict[str, Any]) -> Fusion | None:
     shape = tuple(node.shape)
     params = (fast._ints(k.fu, shape, DECAY_SCALE), fast._ints(k.fv, shape, DECAY_SCALE),
               fast._ints(k.vth, shape), fast._ints(k.bias, shape))
-    return Fusion(shift, syn.name, node.name, source, delay, tables, params)
+    return Fusion(shift, syn.name, node.name, source, delay, tables, params,
+                  _small_params(params, tables))
+
+
+SMALL_Y = 1 << 18
+"""Bound of the synaptic input (state units before the ``<< 6``) under which the int32 neuron
+loop is exact: one fold then keeps the current within 24 bits."""
+
+
+def _small_params(params: tuple[np.ndarray, ...], tb: _Tables) -> tuple[np.ndarray, ...] | None:
+    """``params`` and the synapse bias as int32 when :func:`_cuba_step32`'s bounds hold for
+    them (decays in ``[0, 2^19)``, ``|bias| < 2^29``, a threshold that int32 holds, a synapse
+    bias below :data:`SMALL_Y`), else None."""
+    mu, mv, vth, bias = params
+    ok = (min(mu.min(initial=0), mv.min(initial=0)) >= 0
+          and max(mu.max(initial=0), mv.max(initial=0)) < 1 << 19
+          and np.abs(bias).max(initial=0) < 1 << 29 and np.abs(vth).max(initial=0) < 1 << 30
+          and tb.bias_max < SMALL_Y)
+    return tuple(a.astype(np.int32) for a in (*params, tb.bias)) if ok else None
+
+
+def small_limit(fusion: Fusion, states: list[np.ndarray]) -> float:
+    """The largest input magnitude for which the int32 neuron loop is exact from ``states``
+    (every synaptic input ``|acc · 2^shift + bias| < 2^18``), or 0 when it cannot run."""
+    tb = fusion.tables
+    if fusion.small is None or any(np.abs(s).max(initial=0) > fast.W for s in states):
+        return 0.0
+    room = SMALL_Y - 1 - tb.bias_max
+    return float(np.floor(room / (max(tb.reach, 1.0) * 2.0 ** max(tb.shift, 0))))
 
 
 def plan(g: Graph, kernels: dict[str, Any]) -> dict[str, Fusion]:
@@ -423,17 +636,26 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     states = fast._load_state(neuron, neuron.STATE, m)
     flat = out.reshape(steps, n, m)
     frames = max(1, min(64, ACC_BYTES // (4 * max(1, m)), LIST_BYTES // (16 * max(1, xs.shape[2]))))
-    parts = np.linspace(0, n, min(n, threads()) + 1).astype(int)
-    for dtype, lim in ((np.int32, I32_MAX), (np.int64, I64_SAFE)):
-        xlim = np.floor(lim / max(tb.reach, 1.0))
-        work = [s.copy() for s in states]
+    k = min(n, threads())
+    parts = [n * j // k for j in range(k + 1)]
+    reach = max(tb.reach, 1.0)
+    # int32 neurons when the inputs allow, else an int32 then an int64 accumulator
+    variants = [(np.int32, small_limit(fusion, states), fusion.small),
+                (np.int32, np.floor(I32_MAX / reach), (*fusion.params, tb.bias)),
+                (np.int64, np.floor(I64_SAFE / reach), (*fusion.params, tb.bias))]
+    for dtype, xlim, (mu, mv, vth, bias, syn_bias) in (v for v in variants if v[1] >= 1):
+        state_type = mu.dtype
+        work = [s.astype(state_type) for s in states]
+        syn_bias = syn_bias if tb.bias_max else syn_bias[:0]  # noqa: PLW2901
 
-        def part(k: int, dtype: Any = dtype, xlim: float = xlim, work: list = work) -> int:
+        def part(k: int, dtype: Any = dtype, xlim: float = xlim, work: list = work,
+                 prm: tuple = (syn_bias, tb.wrap24, mu, mv, vth, bias)) -> int:
             lo, hi = parts[k], parts[k + 1]
-            return _layer(hd, fusion.delay, xs, lo, hi, xlim, tb.seg_ptr, tb.seg_base,
+            return _layer(hd, fusion.delay, xs, lo, hi, xlim, tb.mode, tb.cin,
+                          tb.seg_ptr, tb.seg_base,
                           tb.seg_off, tb.seg_len, tb.wflat, tb.width, frames,
-                          tb.chans, tb.shift, tb.bias, tb.wrap24, *fusion.params,
-                          neuron.graded, *work, np.empty((frames, m), dtype), flat)
+                          tb.chans, tb.shift, *prm, neuron.graded, *work,
+                          np.empty((frames, m), dtype), flat)
         codes = [part(0)] if len(parts) == 2 else list(_pool().map(part, range(len(parts) - 1)))
         if all(code == OK for code in codes):
             fast._store(neuron, neuron.STATE, work)

@@ -7,6 +7,8 @@ step it gathers the non-zero inputs of the (shifted) input frame, scatters their
 weights into an integer accumulator and advances the CUBA neurons on it.  Spikes are sparse
 (a few percent to a third of the inputs), so the scatter does a fraction of a dense
 product's work, and the synaptic currents of the whole sequence are never materialised.
+Binary spikes leave a fused layer as uint8 (the next layer's scan reads 64 inputs per cache
+line).
 
 Exactness: the accumulator is an integer (int32 when ``max|x|·reach < 2^31``, where ``reach``
 bounds ``Σ|w|`` over the weights feeding one output, else int64; larger inputs take the
@@ -14,19 +16,27 @@ ordinary path), so every sum is exact whatever the order, as Lava's int32/int64 
 After the accumulation the arithmetic is the synapse kernels' (:class:`~kernels.Dense`: the
 ``weight_exp`` shift as a floor, bias; :class:`~kernels.Conv`: bias, 24-bit wrap), then
 :func:`fast._cuba`'s (the ``<< 6`` into state units, current decay and wrap, voltage decay,
-bias, clip, strict threshold, reset).  An input that is not an integer, or too large for the
-int64 bound, makes the call return a code and the simulator run the chain unfused (which
-names the problem); so does a run without numba.
+bias, clip, strict threshold, reset).  The neurons run in int32 lanes
+(:func:`_cuba_step32`) while every input is small enough that no synaptic input reaches
+:data:`SMALL_Y` (checked per input value, like the accumulator bound); otherwise the layer
+runs again with int64 neurons.  An input that is not an integer, or too large for the int64
+bound, makes the call return a code and the simulator run the chain unfused (which names
+the problem); so does a run without numba.
 
 Scatter tables: every input ``i`` owns segments ``seg_ptr[i]:seg_ptr[i+1]``; segment ``s``
 adds ``wflat[seg_off[s]:][:seg_len[s]]`` to ``acc[seg_base[s]:][:seg_len[s]]``.  A dense layer
-has one segment per input (its weight row).  A convolution's accumulator is channel-last
+has one segment per input (its weight row); runs of eight spiking rows are summed in int16
+lanes before they touch the accumulator.  A convolution's accumulator is channel-last
 (``[H, W, C]``), so the output channels one tap reaches are contiguous, and so are the taps of
 one input and kernel row that land on consecutive output columns: one segment each such run
 (its weights, concatenated, shared by every input with the same channel, row, first tap and
-length).  The accumulator is transposed to the neurons' ``C, H, W`` order before the neuron
+length).  With one group and 8..64 input channels the segments are per input *pixel*
+(:data:`PIXELS`): all channels of a pixel reach the same slots, so a frame's spiking channels
+of each pixel are collected as a bit mask and their weights summed before each slot is
+updated.  The accumulator is transposed to the neurons' ``C, H, W`` order before the neuron
 loop.  Weights are held as int16 (netx weights have 9 bits), so that a dense layer's table
-stays in the L2 cache.
+stays in the L2 cache and up to eight of them sum in int16 lanes (a table whose weights could
+reach 2^12 is not fused).
 """
 
 from __future__ import annotations

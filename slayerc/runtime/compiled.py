@@ -155,8 +155,16 @@ def _delta_kernel(dx, theta, residual, error, has_error, out, deltas):
             residual[j] = d - o
 
 
+def _binary_kernel(x):
+    for v in x:
+        if v != 0.0 and v != 1.0:
+            return False
+    return True
+
+
 if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
+    _binary_kernel = _jit(_binary_kernel)
     _delta_kernel = _jit(_delta_kernel)
     _li_kernel = _jit(_li_kernel)
     _li_f32_kernel = _jit(_li_f32_kernel)
@@ -166,6 +174,15 @@ if numba is not None:
 
 
 # ----------------------------------------------------------------------------- wrappers
+
+
+def is_binary(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is 0 or 1 (spikes); one early-exit pass when compiled."""
+    x = x.detach()
+    if (_ON["on"] and x.device.type == "cpu" and x.is_contiguous()
+            and x.dtype in (torch.float32, torch.float64)):
+        return bool(_binary_kernel(x.reshape(-1).numpy()))
+    return bool(((x == 0) | (x == 1)).all())
 
 
 def li_loop(xin: torch.Tensor, keep: torch.Tensor, y0: torch.Tensor, level: float | None):

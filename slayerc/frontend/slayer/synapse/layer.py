@@ -23,6 +23,8 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 from slayerc.errors import ExportError, SlayerError, SynapseShapeError  # noqa: F401
 
+from ._products import dense_product
+
 
 def pair3(value, name: str, fill: int, default=None) -> tuple[int, int, int]:
     """``int`` or ``(h, w)`` → ``(h, w, fill)``; ``None`` → ``default`` (already a triple)."""
@@ -212,7 +214,7 @@ class Dense(torch.nn.Conv3d, GenericLayer):
             # The per-row sums are the same as torch.matmul's (checked bit for bit).
             w2 = weight.reshape(weight.shape[:2])
             xt = input.movedim(-1, 0)
-            z = torch.mm(xt.reshape(-1, xt.shape[-1]), w2.t())
+            z = dense_product(xt.reshape(-1, xt.shape[-1]), w2)
             return z.reshape(xt.shape[:-1] + z.shape[-1:]).movedim(0, -1)
         if input.dim() == 3:
             n, _, t = input.shape

@@ -335,3 +335,33 @@ def test_binary_spikes_pass_between_layers_as_bytes(chunk: int) -> None:
     for name, arr in whole.items():
         streamed = np.moveaxis(np.concatenate([p[name] for p in parts]), 0, -1)
         np.testing.assert_array_equal(streamed, arr, err_msg=name)
+
+
+@pytest.mark.parametrize(("value", "why"), [(np.nan, "is not a finite number"),
+                                            (40000, "is out of range"),
+                                            (-np.inf, "is not a finite number")])
+def test_an_input_read_only_by_fused_layers_is_checked_by_their_scan(
+        monkeypatch: pytest.MonkeyPatch, value: float, why: str) -> None:
+    """No separate pass over such an input: the first layer's scan meets every non-zero
+    entry, and a bad one (in a later chunk of samples, too) gets the usual error."""
+    from slayerc.ir.target import LOIHI2  # noqa: PLC0415
+    from slayerc.runtime.fixed import inputs, simulator  # noqa: PLC0415
+
+    g = _pixel_net(7, 8)
+    sim = Simulator(g, LOIHI2)
+    checks: list[str] = []
+    orig = inputs.Source.check_all
+    monkeypatch.setattr(inputs.Source, "check_all",
+                        lambda self, steps: (checks.append(self.node.name), orig(self, steps)))
+    monkeypatch.setattr(simulator, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(fused, "THREADS", 1)
+    x = _spikes(7, (3, *g["inp"].shape, 6), rate=0.5)
+    sim.run(x)
+    assert checks == []
+    assert sim.run(x, record="c_shift") and checks == ["inp"]  # a recorded shift: checked first
+    checks.clear()
+    x[2, 5, 1, 4, 3] = value
+    with pytest.raises(RuntimeSimError, match=rf"input value {value:g} at step 3, sample 2, "
+                                              rf"neuron \(5, 1, 4\) {why}"):
+        sim.run(x)
+    assert checks == ["inp"]

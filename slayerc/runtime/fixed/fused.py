@@ -59,7 +59,7 @@ LIST_BYTES = 1 << 22
 """Bound of the frames' lists of non-zero inputs (index and value: 16 bytes per input)."""
 I32_MAX = float((1 << 31) - 1)
 I64_SAFE = float(1 << 62)
-OK, NOT_INTEGER, TOO_LARGE = 0, 1, 2
+OK, NOT_INTEGER, TOO_LARGE, OUT_OF_RANGE = 0, 1, 2, 3
 ROWS, SEGMENTS, PIXELS = 0, 1, 2
 """How a synapse's weights are scattered: dense rows, convolution segments per input, or
 convolution slots per input pixel (its channels summed first)."""
@@ -73,9 +73,10 @@ except ImportError:  # pragma: no cover
 
 
 @_jit
-def _scan(src, k, xlim, idx, val):  # noqa: ANN001
+def _scan(src, k, lims, idx, val):  # noqa: ANN001
     """Append the non-zero entries of the frame ``src`` to ``idx``/``val`` from position ``k``;
-    returns the new count, or −1 (a non-integer) / −2 (``|x| > xlim``).  Blocks of 64
+    returns the new count, or −OUT_OF_RANGE (outside ``[lims[1], lims[2]]``, or NaN),
+    −NOT_INTEGER, or −TOO_LARGE (``|x| > lims[0]``).  Blocks of 64
     entries become a bit mask first (a vectorised compare), then only the set bits are
     visited, so the cost follows the spikes rather than the width."""
     n = src.shape[0]
@@ -95,9 +96,11 @@ def _scan(src, k, xlim, idx, val):  # noqa: ANN001
             mask &= mask - one
             xq = src[q]
             if xq != 1:
+                if not lims[1] <= xq <= lims[2]:
+                    return -OUT_OF_RANGE
                 if xq != np.floor(xq):
                     return -NOT_INTEGER
-                if abs(xq) > xlim:
+                if abs(xq) > lims[0]:
                     return -TOO_LARGE
             idx[k] = q
             val[k] = np.int64(xq)
@@ -106,14 +109,14 @@ def _scan(src, k, xlim, idx, val):  # noqa: ANN001
 
 
 @_jit
-def _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val):  # noqa: ANN001
+def _gather(head, d, x, i, t0, t1, lims, ptr, idx, val):  # noqa: ANN001
     """The non-zero inputs of frames ``t0 .. t1`` of sample ``i`` (``head[t]`` before step
     ``d``, ``x[t − d]`` from then on) as lists ``idx[ptr[f]:ptr[f+1]]`` (ascending) with their
-    values (exact integers) in ``val``; returns OK, NOT_INTEGER or TOO_LARGE."""
+    values (exact integers) in ``val``; returns OK or the first problem's code (:func:`_scan`)."""
     k = 0
     for t in range(t0, t1):
         ptr[t - t0] = k
-        k = _scan(head[t, i], k, xlim, idx, val) if t < d else _scan(x[t - d, i], k, xlim,
+        k = _scan(head[t, i], k, lims, idx, val) if t < d else _scan(x[t - d, i], k, lims,
                                                                           idx, val)
         if k < 0:
             return -k
@@ -362,15 +365,15 @@ def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias,
 
 
 @_jit
-def _layer(head, d, x, i0, i1, xlim, mode, cin, seg_ptr, seg_base, seg_off, seg_len,
+def _layer(head, d, x, i0, i1, lims, mode, cin, seg_ptr, seg_base, seg_off, seg_len,
            wflat, width, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su,
            sv, acc, out):  # noqa: ANN001
     """Run the chain for samples ``i0 .. i1`` over ``x[T, N, I]`` (behind ``head[d, N, I]``: the
     input delayed by ``d`` steps) into ``out[T, N, M]``, from the CUBA state ``su, sv``
     (``[N, M]``, updated), in pieces of ``frames`` steps per sample (``acc``: ``[frames, M]``).
     ``mode``: :data:`ROWS` (dense), :data:`SEGMENTS` or :data:`PIXELS` (convolution, ``cin``
-    input channels).  Returns OK, or NOT_INTEGER / TOO_LARGE at the first such input
-    (``|x| > xlim``)."""
+    input channels).  Returns OK, or the code of the first input that cannot run here
+    (:func:`_scan`; ``lims``: the magnitude bound, then the range of allowed values)."""
     steps, _, n_in = x.shape
     ptr = np.empty(frames + 1, np.int64)
     idx = np.empty(frames * n_in, np.int64)
@@ -381,7 +384,7 @@ def _layer(head, d, x, i0, i1, xlim, mode, cin, seg_ptr, seg_base, seg_off, seg_
     for i in range(i0, i1):
         for t0 in range(0, steps, frames):
             t1 = min(t0 + frames, steps)
-            code = _gather(head, d, x, i, t0, t1, xlim, ptr, idx, val)
+            code = _gather(head, d, x, i, t0, t1, lims, ptr, idx, val)
             if code != OK:
                 return code
             acc[:] = 0
@@ -630,12 +633,13 @@ def plan(g: Graph, kernels: dict[str, Any]) -> dict[str, Fusion]:
 
 
 def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
-        out: np.ndarray) -> bool:
-    """Run the chain on the source signal ``x`` (``[T, N, *in]`` integer-valued floats of any
-    strides, e.g. the caller's input array in place; exponent 0) delayed behind ``head``
-    (``[d, N, *in]``), from ``neuron``'s state (left updated); ``out``: ``[T, N, *shape]``,
-    float64 or (binary spikes) float32.  False (state untouched) when the input needs the
-    ordinary path: a non-integer, or a value too large for an exact int64 accumulation."""
+        out: np.ndarray, allowed: tuple[float, float] = (-np.inf, np.inf)) -> bool:
+    """Run the chain on the source signal ``x`` (``[T, N, *in]`` integer values of any real
+    dtype and strides, e.g. the caller's input array in place; exponent 0) delayed behind
+    ``head`` (``[d, N, *in]``), from ``neuron``'s state (left updated); ``out``:
+    ``[T, N, *shape]``, float64 or (binary spikes) uint8.  False (state untouched) when the
+    input needs the ordinary path: a non-integer, a value too large for an exact int64
+    accumulation, or one outside ``allowed`` (or NaN: the caller then names it)."""
     tb = fusion.tables
     steps, n = x.shape[:2]
     m = out[0, 0].size if out.size else int(np.prod(neuron.shape))
@@ -654,14 +658,15 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
                 (np.int32, np.floor(I32_MAX / reach), (*fusion.params, tb.bias)),
                 (np.int64, np.floor(I64_SAFE / reach), (*fusion.params, tb.bias))]
     for dtype, xlim, (mu, mv, vth, bias, syn_bias) in (v for v in variants if v[1] >= 1):
+        lims = np.array([xlim, *allowed], np.float64)
         state_type = mu.dtype
         work = [s.astype(state_type) for s in states]
         syn_bias = syn_bias if tb.bias_max else syn_bias[:0]  # noqa: PLW2901
 
-        def part(k: int, dtype: Any = dtype, xlim: float = xlim, work: list = work,
+        def part(k: int, dtype: Any = dtype, lims: np.ndarray = lims, work: list = work,
                  prm: tuple = (syn_bias, tb.wrap24, mu, mv, vth, bias)) -> int:
             lo, hi = parts[k], parts[k + 1]
-            return _layer(hd, fusion.delay, xs, lo, hi, xlim, tb.mode, tb.cin,
+            return _layer(hd, fusion.delay, xs, lo, hi, lims, tb.mode, tb.cin,
                           tb.seg_ptr, tb.seg_base,
                           tb.seg_off, tb.seg_len, tb.wflat, tb.width, frames,
                           tb.chans, tb.shift, *prm, neuron.graded, *work,
@@ -670,7 +675,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         if all(code == OK for code in codes):
             fast._store(neuron, neuron.STATE, work)
             return True
-        if NOT_INTEGER in codes:
+        if NOT_INTEGER in codes or OUT_OF_RANGE in codes:
             return False
     return False
 

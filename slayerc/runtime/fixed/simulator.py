@@ -23,7 +23,7 @@ Lava's, but not the chip's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -161,6 +161,10 @@ class _Run:
         self.fusions = {} if self.keep is None or not fast.enabled() else {
             k: f for k, f in (fusions or {}).items() if not self.keep.intersection(f.members)}
         self.absorbed = {m for f in self.fusions.values() for m in f.members}
+        self.allowed: dict[str, tuple[float, float]] = {}
+        """Inputs not checked before the run: their allowed range, checked by the fused scan."""
+        self.recheck: Callable[[str], None] = lambda name: None
+        """Check an input of :attr:`allowed` in full (raises on a bad value)."""
 
     def run(self) -> dict[str, Sig]:
         """Evaluate every node; returns the whole-sequence signal of each (of ``keep``)."""
@@ -207,10 +211,13 @@ class _Run:
             # fused layer, whose scan reads 64 inputs per cache line
             dtype = np.float64 if kernel.k.graded else np.uint8
             out = np.empty((self.steps, self.n, *(node.shape or ())), dtype)
+            allowed = self.allowed.get(fusion.source, (-np.inf, np.inf))
             try:
-                done = fused.run(fusion, kernel.k, head, x.re, out)  # type: ignore[arg-type]
+                done = fused.run(fusion, kernel.k, head, x.re, out, allowed)  # type: ignore[arg-type]
             except Exception as e:
                 raise _fail(node, e) from e
+            if not done and fusion.source in self.allowed:
+                self.recheck(fusion.source)  # names a bad input value, if that was the cause
             if done:
                 if self.carry and isinstance(delayed, Delayed) and fusion.delay:
                     both = x.re if self.steps >= fusion.delay else np.concatenate([head, x.re])
@@ -344,8 +351,15 @@ class Simulator:
                                    + _record_names(self.g, record)))
         n = next(iter(sources.values())).n
         self._check_memory(steps_, n, names)
-        for src in sources.values():
-            src.check_all(steps_)  # all samples before any runs (the error names the first)
+        # Every sample is checked before any runs (the error names the first bad entry),
+        # except an input that only fused layers read: their scan of its non-zero entries
+        # checks the range on the way, and on a bad value the whole input is checked then
+        # (the same error; one pass less over a large input).
+        scanned = self._scanned_inputs(names)
+        for name, src in sources.items():
+            if name not in scanned:
+                src.check_all(steps_)
+        allowed = {name: sources[name].limit for name in scanned}
         batched = any(src.batched for src in sources.values())
         checks = (self.target, self.messengers)
         size = chunk_size(self.g, steps_, n, fused.threads() if self.fusions else 1)
@@ -353,13 +367,27 @@ class Simulator:
         for lo in range(0, n, size):
             chunk = {k: src.view(0, steps_, lo, lo + size, checked=True)
                      for k, src in sources.items()}
-            values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
-                          fusions=self.fusions).run()
+            run = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
+                       fusions=self.fusions)
+            run.allowed = allowed
+            run.recheck = lambda name: sources[name].check_all(steps_)  # noqa: B023
+            values = run.run()
             for name in names:
                 parts[name].append(_export(values[name], True))
         out = {name: arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
                for name, arrs in parts.items()}
         return out if batched else {name: arr[0] for name, arr in out.items()}
+
+    def _scanned_inputs(self, keep: list[str]) -> set[str]:
+        """The inputs read only by fused layers that run when ``keep`` is kept (see
+        :class:`_Run`): their range check can ride on the layers' scan."""
+        if not fast.enabled():
+            return set()
+        active = [f for f in self.fusions.values() if not set(keep).intersection(f.members)]
+        firsts = {f.members[0]: f.source for f in active}
+        return {node.name for node in self.g.inputs
+                if node.name not in keep and self.g.users(node.name)
+                and all(firsts.get(u.name) == node.name for u in self.g.users(node.name))}
 
     def _check_memory(self, steps: int, n: int, names: list[str]) -> None:
         """Refuse a whole-sequence run whose arrays cannot fit in memory, before allocating."""

@@ -365,3 +365,80 @@ def test_an_input_read_only_by_fused_layers_is_checked_by_their_scan(
                                               rf"neuron \(5, 1, 4\) {why}"):
         sim.run(x)
     assert checks == ["inp"]
+
+
+def _conv_chain(seed: int, graded: bool = False) -> Graph:
+    """input -> conv (2 channels) -> cuba -> [shift] conv (8 channels, by pixel) -> cuba ->
+    [shift] conv (12 channels, by pixel) -> cuba -> flatten -> dense -> cuba."""
+    rng = np.random.default_rng(seed)
+    lif = {"threshold": 0.25, "current_decay": 0.25, "voltage_decay": 0.0625}
+    b = GraphBuilder()
+    y = b.add(ops.Input, "inp", shape=(2, 9, 8), dtype="f32")
+    for k, (cin, cout) in enumerate(((2, 8), (8, 12), (12, 4))):
+        if k:
+            y = b.add(ops.Shift, f"c{k}_shift", [y], steps=k)
+        y = b.add(ops.Conv, f"c{k}", [y], weight=b.param(f"c{k}.w", _w(rng, (cout, cin, 3, 3))),
+                  stride=1 + k % 2, padding=1)
+        y = b.add(ops.Cuba, f"n{k}", [y], **lif, graded=graded and k == 1)
+    y = b.add(ops.Flatten, "flat", [y])
+    y = b.add(ops.Dense, "fc", [y], weight=b.param("fc.w", _w(rng, (3, 4 * 5 * 4))))
+    y = b.add(ops.Cuba, "m", [y], **lif)
+    b.add(ops.Output, "out", [y])
+    return shape_infer.run(b.build())
+
+
+def _links(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
+    """(channel-last input, channel-last output) of each fused call."""
+    seen: list[tuple[bool, bool]] = []
+    orig = fused.run
+
+    def run(*a):  # noqa: ANN002, ANN202
+        seen.append((a[6], a[7]))
+        return orig(*a)
+    monkeypatch.setattr(fused, "run", run)
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spikes_pass_channel_last_between_convolutions(
+        monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """A conv layer whose binary spikes only a by-pixel conv layer reads runs its neurons in
+    H, W, C order and hands its spikes over channel-last (no transposes); the output, the
+    state left for a next chunk and the delay carried across chunks are the same."""
+    g = _conv_chain(seed)
+    sim = Simulator(g, None)
+    assert {k: f.feeds for k, f in sim.fusions.items()} == \
+        {"n0": "n1", "n1": "n2", "n2": None, "m": None}
+    links = _links(monkeypatch)
+    x = _spikes(seed, (3, *g["inp"].shape, 12), rate=0.4)
+    got = sim.run(x)["out"]
+    assert links[:3] == [(False, True), (True, True), (True, False)]
+    ref = _unfused(g, x, record="out")["out"]
+    np.testing.assert_array_equal(got, ref)
+    assert _unfused(g, x, record="n2")["n2"].any(), "the chain must spike"
+    for chunk in (1, 5):
+        parts = list(Simulator(g, None).stream(x, chunk_steps=chunk))
+        np.testing.assert_array_equal(np.moveaxis(np.concatenate([p["out"] for p in parts]),
+                                                  0, -1), ref)
+
+
+def test_channel_last_links_give_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No link to record a layer (its spikes stay channel-first), from a graded layer, or when
+    the producer falls back to the ordinary kernels (its consumer then reads channel-first)."""
+    g = _conv_chain(1)
+    x = _spikes(1, (2, *g["inp"].shape, 10), rate=0.4)
+    links = _links(monkeypatch)
+    got = Simulator(g, None).run(x, record="n1")
+    assert links[:3] == [(False, True), (True, False), (False, False)]
+    ref = _unfused(g, x, record=["n1", "out"])
+    for name in ("n1", "out"):
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+    assert Simulator(_conv_chain(1, graded=True), None).fusions["n1"].feeds is None
+    big = x * 1000.0  # beyond lowered accumulator bounds: n0 runs node by node
+    tables = Simulator(g, None).fusions["n0"].tables
+    monkeypatch.setattr(fused, "I32_MAX", 500.0 * tables.reach)
+    monkeypatch.setattr(fused, "I64_SAFE", 500.0 * tables.reach)
+    links.clear()
+    got = Simulator(g, None).run(big)["out"]
+    assert links[0] == (False, True) and links[1] == (False, True)
+    np.testing.assert_array_equal(got, _unfused(g, big, record="out")["out"])

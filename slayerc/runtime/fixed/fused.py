@@ -34,9 +34,11 @@ length).  With one group and 8..64 input channels the segments are per input *pi
 (:data:`PIXELS`): all channels of a pixel reach the same slots, so a frame's spiking channels
 of each pixel are collected as a bit mask and their weights summed before each slot is
 updated.  The accumulator is transposed to the neurons' ``C, H, W`` order before the neuron
-loop.  Weights are held as int16 (netx weights have 9 bits), so that a dense layer's table
-stays in the L2 cache and up to eight of them sum in int16 lanes (a table whose weights could
-reach 2^12 is not fused).
+loop, except where a layer's binary spikes go only to a by-pixel convolution: that pair
+passes them channel-last (the producer's neurons run in ``H, W, C`` order, the consumer's scan
+yields each pixel's channels together; :attr:`Fusion.feeds`).  Weights are held as int16
+(netx weights have 9 bits), so that a dense layer's table stays in the L2 cache and up to
+eight of them sum in int16 lanes (a table whose weights could reach 2^12 is not fused).
 """
 
 from __future__ import annotations
@@ -216,14 +218,25 @@ def _add_channels(acc_f, q, rows, n, slot_ptr, slot_base, slot_off, slot_len, wf
                 row[e] += wflat[r0 + e]
 
 
+@_jit_inline
+def _add_payload(acc_f, q, c, xi, slot_ptr, slot_base, slot_off, slot_len, wflat):  # noqa: ANN001
+    """Add ``xi`` times the weights of channel ``c`` of input pixel ``q`` to its slots."""
+    for s in range(slot_ptr[q], slot_ptr[q + 1]):
+        base, ln = np.uint64(slot_base[s]), np.uint64(slot_len[s])
+        r = np.uint64(slot_off[s]) + c * ln
+        for e in range(ln):
+            acc_f[base + e] += xi * wflat[r + e]
+
+
 @_jit
-def _scatter_pixels(frames, ptr, idx, val, npix, slot_ptr, slot_base, slot_off, slot_len, wflat,
-                    cmask, acc):  # noqa: ANN001
+def _scatter_pixels(frames, ptr, idx, val, npix, cin_last, slot_ptr, slot_base, slot_off,
+                    slot_len, wflat, cmask, acc):  # noqa: ANN001
     """A convolution's accumulation by input pixel (:func:`conv_tables`, :data:`PIXELS`):
     every channel of one pixel adds to the same accumulator slots, so the spiking channels of
     a pixel are summed first (:func:`_add_channels`).  ``cmask[pixel]`` collects a frame's
-    spiking channels as bits (left zero; the inputs ``idx`` are ascending ``channel · npix +
-    pixel``); inputs other than 1 are added on their own."""
+    spiking channels as bits (left zero); the inputs ``idx`` are ascending ``channel · npix +
+    pixel``, or with ``cin_last`` > 0 (a channel-last input of that many channels) ``pixel ·
+    cin_last + channel``.  Inputs other than 1 are added on their own."""
     one = np.uint64(1)
     rows = np.empty(64, np.uint64)
     for f in range(frames):
@@ -231,18 +244,19 @@ def _scatter_pixels(frames, ptr, idx, val, npix, slot_ptr, slot_base, slot_off, 
         c, lim = np.uint64(0), np.int64(npix)
         for p in range(ptr[f], ptr[f + 1]):
             q, xi = idx[p], val[p]
-            while q >= lim:
-                c += one
-                lim += npix
-            q -= lim - npix
+            if cin_last:
+                pix = q // cin_last
+                c = np.uint64(q - pix * cin_last)
+                q = pix
+            else:
+                while q >= lim:
+                    c += one
+                    lim += npix
+                q -= lim - npix
             if xi == 1:
                 cmask[q] |= one << c
-                continue
-            for s in range(slot_ptr[q], slot_ptr[q + 1]):
-                base, ln = np.uint64(slot_base[s]), np.uint64(slot_len[s])
-                r = np.uint64(slot_off[s]) + c * ln
-                for e in range(ln):
-                    acc_f[base + e] += xi * wflat[r + e]
+            else:
+                _add_payload(acc_f, q, c, xi, slot_ptr, slot_base, slot_off, slot_len, wflat)
         for q in range(npix):
             bits = cmask[q]
             if bits == 0:
@@ -365,15 +379,16 @@ def _cuba_frames(acc, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias,
 
 
 @_jit
-def _layer(head, d, x, i0, i1, lims, mode, cin, seg_ptr, seg_base, seg_off, seg_len,
+def _layer(head, d, x, i0, i1, lims, mode, cin, cin_last, seg_ptr, seg_base, seg_off, seg_len,
            wflat, width, frames, chans, shift, syn_bias, wrap24, mu, mv, vth, bias, graded, su,
            sv, acc, out):  # noqa: ANN001
     """Run the chain for samples ``i0 .. i1`` over ``x[T, N, I]`` (behind ``head[d, N, I]``: the
     input delayed by ``d`` steps) into ``out[T, N, M]``, from the CUBA state ``su, sv``
     (``[N, M]``, updated), in pieces of ``frames`` steps per sample (``acc``: ``[frames, M]``).
     ``mode``: :data:`ROWS` (dense), :data:`SEGMENTS` or :data:`PIXELS` (convolution, ``cin``
-    input channels).  Returns OK, or the code of the first input that cannot run here
-    (:func:`_scan`; ``lims``: the magnitude bound, then the range of allowed values)."""
+    input channels, channel-last when ``cin_last``).  Returns OK, or the code of the first
+    input that cannot run here (:func:`_scan`; ``lims``: the magnitude bound, then the range
+    of allowed values)."""
     steps, _, n_in = x.shape
     ptr = np.empty(frames + 1, np.int64)
     idx = np.empty(frames * n_in, np.int64)
@@ -391,8 +406,8 @@ def _layer(head, d, x, i0, i1, lims, mode, cin, seg_ptr, seg_base, seg_off, seg_
             if mode == ROWS:
                 _scatter_rows(t1 - t0, ptr, idx, val, wflat, width, acc)
             elif mode == PIXELS:
-                _scatter_pixels(t1 - t0, ptr, idx, val, npix, seg_ptr, seg_base, seg_off,
-                                seg_len, wflat, cmask, acc)
+                _scatter_pixels(t1 - t0, ptr, idx, val, npix, cin if cin_last else 0, seg_ptr,
+                                seg_base, seg_off, seg_len, wflat, cmask, acc)
             else:
                 _scatter(t1 - t0, ptr, idx, val, seg_ptr, seg_base, seg_off, seg_len, wflat,
                          acc)
@@ -546,6 +561,9 @@ class Fusion:
     small: tuple[np.ndarray, ...] | None = None
     """The parameters as int32 (``mu, mv, vth, bias``, then the synapse bias) when they admit
     the int32 neuron loop (:func:`_cuba_step32`), else None."""
+    feeds: str | None = None
+    """The fusion (its neuron's name) that alone reads this one's binary spikes through a
+    by-pixel convolution: the two may pass them channel-last (:func:`run`)."""
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -629,25 +647,46 @@ def plan(g: Graph, kernels: dict[str, Any]) -> dict[str, Fusion]:
             fusion = None
         if fusion is not None:
             out[node.name] = fusion
+    for name, f in out.items():  # channel-last links: binary conv spikes into a by-pixel conv
+        src = out.get(f.source)
+        if src is not None and f.tables.mode == PIXELS and src.tables.chans > 0 \
+                and not kernels[src.neuron].k.graded and len(g.users(f.source)) == 1:
+            src.feeds = name
     return out
 
 
+def channels_last(shape: tuple[int, ...]) -> np.ndarray:
+    """The channel-first index of each neuron of a ``C, H, W`` layer in ``H, W, C`` order."""
+    return np.arange(int(np.prod(shape))).reshape(shape).transpose(1, 2, 0).reshape(-1)
+
+
 def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
-        out: np.ndarray, allowed: tuple[float, float] = (-np.inf, np.inf)) -> bool:
+        out: np.ndarray, allowed: tuple[float, float] = (-np.inf, np.inf),
+        last_in: bool = False, last_out: bool = False) -> bool:
     """Run the chain on the source signal ``x`` (``[T, N, *in]`` integer values of any real
     dtype and strides, e.g. the caller's input array in place; exponent 0) delayed behind
     ``head`` (``[d, N, *in]``), from ``neuron``'s state (left updated); ``out``:
     ``[T, N, *shape]``, float64 or (binary spikes) uint8.  False (state untouched) when the
     input needs the ordinary path: a non-integer, a value too large for an exact int64
-    accumulation, or one outside ``allowed`` (or NaN: the caller then names it)."""
+    accumulation, or one outside ``allowed`` (or NaN: the caller then names it).
+
+    Channel-last links (:attr:`Fusion.feeds`): with ``last_out`` the neurons run in ``H, W,
+    C`` order on the channel-last accumulator as it is (no transpose) and ``out`` is
+    ``[T, N, H, W, C]``; with ``last_in`` ``x`` is such an output (``head`` stays ``C, H, W``).
+    The neurons' state is kept channel-first in either case."""
     tb = fusion.tables
     steps, n = x.shape[:2]
     m = out[0, 0].size if out.size else int(np.prod(neuron.shape))
     if not steps or not n:
         return True
     xs = x.reshape(steps, n, -1)  # any strides and real dtype: the raw input is read in place
+    if last_in:
+        head = np.moveaxis(head, 2, -1)
     hd = np.ascontiguousarray(head, np.float64).reshape(head.shape[0], n, xs.shape[2])
     states = fast._load_state(neuron, neuron.STATE, m)
+    perm = channels_last(tuple(neuron.shape)) if last_out else None
+    if perm is not None:
+        states = [st[:, perm] for st in states]
     flat = out.reshape(steps, n, m)
     frames = max(1, min(64, ACC_BYTES // (4 * max(1, m)), LIST_BYTES // (16 * max(1, xs.shape[2]))))
     k = min(n, threads())
@@ -661,23 +700,34 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         lims = np.array([xlim, *allowed], np.float64)
         state_type = mu.dtype
         work = [s.astype(state_type) for s in states]
+        if perm is not None:  # noqa: SIM108
+            mu, mv, vth, bias, syn_bias = (a[perm] for a in (mu, mv, vth, bias, syn_bias))
         syn_bias = syn_bias if tb.bias_max else syn_bias[:0]  # noqa: PLW2901
 
         def part(k: int, dtype: Any = dtype, lims: np.ndarray = lims, work: list = work,
                  prm: tuple = (syn_bias, tb.wrap24, mu, mv, vth, bias)) -> int:
             lo, hi = parts[k], parts[k + 1]
-            return _layer(hd, fusion.delay, xs, lo, hi, lims, tb.mode, tb.cin,
+            return _layer(hd, fusion.delay, xs, lo, hi, lims, tb.mode, tb.cin, last_in,
                           tb.seg_ptr, tb.seg_base,
                           tb.seg_off, tb.seg_len, tb.wflat, tb.width, frames,
-                          tb.chans, tb.shift, *prm, neuron.graded, *work,
+                          0 if last_out else tb.chans, tb.shift, *prm, neuron.graded, *work,
                           np.empty((frames, m), dtype), flat)
         codes = [part(0)] if len(parts) == 2 else list(_pool().map(part, range(len(parts) - 1)))
         if all(code == OK for code in codes):
+            if perm is not None:
+                work = [_unpermute(w, perm) for w in work]
             fast._store(neuron, neuron.STATE, work)
             return True
         if NOT_INTEGER in codes or OUT_OF_RANGE in codes:
             return False
     return False
+
+
+def _unpermute(arr: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """``arr[:, j]`` back to column ``perm[j]``."""
+    out = np.empty_like(arr)
+    out[:, perm] = arr
+    return out
 
 
 THREADS = 0

@@ -161,6 +161,10 @@ class _Run:
         self.fusions = {} if self.keep is None or not fast.enabled() else {
             k: f for k, f in (fusions or {}).items() if not self.keep.intersection(f.members)}
         self.absorbed = {m for f in self.fusions.values() for m in f.members}
+        self.last = {k for k, f in self.fusions.items()
+                     if f.feeds in self.fusions and k not in (self.keep or ())}
+        """Fused layers whose spikes pass channel-last to the one fused layer that reads them
+        (:attr:`fused.Fusion.feeds`)."""
         self.allowed: dict[str, tuple[float, float]] = {}
         """Inputs not checked before the run: their allowed range, checked by the fused scan."""
         self.recheck: Callable[[str], None] = lambda name: None
@@ -202,28 +206,37 @@ class _Run:
         assert isinstance(kernel, Neuron)
         delayed = self.kernels[fusion.shift] if fusion.shift else None
         tail = getattr(delayed, "tail", None) if self.carry else None
+        last_in, last_out = fusion.source in self.last, node.name in self.last
         if x.im is None and x.e in (None, 0) and (tail is None or tail.e == x.e):
             head = tail.re if tail is not None else \
-                np.zeros((fusion.delay, *x.re.shape[1:]))
+                np.zeros((fusion.delay, self.n, *(self.g[fusion.source].shape or ())))
             if not self.carry:
                 kernel.k.start(self.n)
             # binary spikes as uint8: an eighth of float64's memory traffic into the next
             # fused layer, whose scan reads 64 inputs per cache line
             dtype = np.float64 if kernel.k.graded else np.uint8
-            out = np.empty((self.steps, self.n, *(node.shape or ())), dtype)
+            shape = tuple(node.shape or ())
+            out = np.empty((self.steps, self.n, *(shape[1:] + shape[:1] if last_out else shape)),
+                           dtype)
             allowed = self.allowed.get(fusion.source, (-np.inf, np.inf))
             try:
-                done = fused.run(fusion, kernel.k, head, x.re, out, allowed)  # type: ignore[arg-type]
+                done = fused.run(fusion, kernel.k, head, x.re, out, allowed,  # type: ignore[arg-type]
+                                 last_in, last_out)
             except Exception as e:
                 raise _fail(node, e) from e
             if not done and fusion.source in self.allowed:
                 self.recheck(fusion.source)  # names a bad input value, if that was the cause
             if done:
                 if self.carry and isinstance(delayed, Delayed) and fusion.delay:
-                    both = x.re if self.steps >= fusion.delay else np.concatenate([head, x.re])
+                    xc = np.moveaxis(x.re, -1, 2) if last_in else x.re  # channel-first
+                    both = xc if self.steps >= fusion.delay else np.concatenate([head, xc])
                     delayed.tail = Sig(both[-fusion.delay:].copy(), None, x.e)
                 self._release(list(fusion.members))
                 return Sig(out, None, kernel.k.out_exp)
+        self.last.discard(node.name)  # computed below, channel-first
+        if last_in:  # the ordinary kernels read channel-first
+            x = self.values[fusion.source] = Sig(np.ascontiguousarray(np.moveaxis(x.re, -1, 2)),
+                                                 x.im, x.e)
         for m in fusion.members:
             self.values[m] = self._plain(self.g[m])
         self._release(list(fusion.members))

@@ -88,7 +88,7 @@ class Kernel:
     """A stateless op: ``apply`` maps input signals to the output signal (any leading axes)."""
 
     ANY_DTYPE: bool = False
-    """Whether the op works on any float dtype (a reshape): a fused layer's float32 spikes
+    """Whether the op works on any real dtype (a reshape): a fused layer's uint8 spikes
     then pass through it without the float64 copy the arithmetic kernels need."""
 
     def __init__(self, g: Graph, node: Op, ctx: dict[str, Any]):

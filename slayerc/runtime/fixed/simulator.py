@@ -244,7 +244,7 @@ class _Run:
 
     def _value(self, name: str) -> Sig:
         """A value for an ordinary kernel: an input still read in place (``Source.view``)
-        or a fused layer's float32 spikes become the float64 contiguous array the kernels
+        or a fused layer's uint8 spikes become the float64 contiguous array the kernels
         expect, once."""
         sig = self.values[name]
         if sig.re.dtype != np.float64 or (name in self.data and not sig.re.flags.c_contiguous):

@@ -39,7 +39,7 @@ import slayerc
 from slayerc.ir import ops
 from slayerc.ir.core import Graph, GraphBuilder
 from slayerc.passes import shape_infer
-from slayerc.runtime.fixed import fast
+from slayerc.runtime.fixed import fast, fused
 from slayerc.runtime.fixed_point import Simulator, layer_nodes
 
 LAVAREF = Path("/opt/lavaref/bin/python")
@@ -255,7 +255,8 @@ def main() -> None:
     p.add_argument("--lava-timeout", type=float, default=600)
     args = p.parse_args()
     print(f"load average {load()} on {os.cpu_count()} CPUs; torch threads "
-          f"{torch.get_num_threads()}; neuron path: {fast.backend()}")
+          f"{torch.get_num_threads()}; neuron path: {fast.backend()}; fused layers split a "
+          f"batch over {fused.threads()} thread(s) now (by the load average)")
     with tempfile.TemporaryDirectory() as tmp:
         conv = conv_netlist(Path(tmp) / "conv.net")
         dense_net = Path(tmp) / "dense.net"

@@ -179,6 +179,34 @@ def test_samples_split_over_threads_equal_one_thread(monkeypatch: pytest.MonkeyP
     assert 1 <= fused.threads() <= (os.cpu_count() or 1)  # from the load average
 
 
+@pytest.mark.parametrize(("load", "own", "want"), [(0.2, 0.0, 4), (2.1, 2.0, 4), (2.6, 0.5, 2),
+                                                   (9.0, 1.0, 1), (2.0, 3.0, 4)])
+def test_threads_leave_the_cores_other_processes_use(
+        monkeypatch: pytest.MonkeyPatch, load: float, own: float, want: int) -> None:
+    """The run's own threads are not counted as load: a quiet machine keeps all its cores
+    even after a long run has raised the load average itself."""
+    monkeypatch.setattr(fused, "THREADS", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(fused, "own_load", lambda: own)
+    assert fused.threads() == want
+
+
+def test_own_load_follows_this_process_cpu_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"wall": 100.0, "cpu": 10.0}
+    monkeypatch.setattr(fused.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(fused.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(fused, "_OWN", {"t": 100.0, "cpu": 10.0, "load": 0.0})
+    for _ in range(60):  # two busy threads for 10 minutes
+        clock["wall"] += 10.0
+        clock["cpu"] += 20.0
+        fused.own_load()
+    assert fused.own_load() == pytest.approx(2.0, abs=1e-3)
+    clock["wall"] += 0.5  # too soon to update
+    clock["cpu"] += 5.0
+    assert fused.own_load() == pytest.approx(2.0, abs=1e-3)
+
+
 def test_scalar_conv_attributes_and_a_single_neuron_dense() -> None:
     rng = np.random.default_rng(8)
     b = GraphBuilder()

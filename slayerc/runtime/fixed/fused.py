@@ -43,7 +43,9 @@ eight of them sum in int16 lanes (a table whose weights could reach 2^12 is not 
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -732,23 +734,39 @@ def _unpermute(arr: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 THREADS = 0
 """Threads that run a layer's samples (the compiled loops release the GIL); 0: as many as the
-1-minute load average leaves idle cores (at least one).  Measured on 2 shared cores with the
-NMNIST-size benchmark at batch 64: at load 1.2 two threads took 34 against one thread's 58 us
-per sample-step; at load 9 two were slower than one (171 against 142), as a thread that waits
-for a busy core holds up the layer."""
+cores that other processes leave idle (:func:`threads`), at least one.  Measured on 2 shared
+cores with the NMNIST-size benchmark at batch 64: at load 1.2 two threads took 34 against one
+thread's 58 us per sample-step; at load 9 two were slower than one (171 against 142), as a
+thread that waits for a busy core holds up the layer; beside one busy process the two were
+equal."""
 _POOL: list[ThreadPoolExecutor] = []
+_OWN = {"t": time.monotonic(), "cpu": time.process_time(), "load": 0.0}
+
+
+def own_load() -> float:
+    """This process's share of the 1-minute load average: its CPU time per wall second,
+    averaged with the kernel's 1-minute decay, so that a run's own threads do not count as
+    other processes' load."""
+    now, cpu = time.monotonic(), time.process_time()
+    dt = now - _OWN["t"]
+    if dt >= 1.0:
+        keep = math.exp(-dt / 60.0)
+        _OWN["load"] = _OWN["load"] * keep + (cpu - _OWN["cpu"]) / dt * (1.0 - keep)
+        _OWN["t"], _OWN["cpu"] = now, cpu
+    return _OWN["load"]
 
 
 def threads() -> int:
-    """How many threads :func:`run` splits the samples over (see :data:`THREADS`)."""
+    """How many threads :func:`run` splits the samples over (see :data:`THREADS`): the
+    cores not busy with other processes (the 1-minute load average less :func:`own_load`)."""
     if THREADS > 0:
         return THREADS
     cpus = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0]
+        others = max(0.0, os.getloadavg()[0] - own_load())
     except OSError:  # pragma: no cover - no load average on this platform
         return 1
-    return max(1, min(cpus, round(cpus + 1 - busy)))
+    return max(1, min(cpus, round(cpus - others)))
 
 
 def _pool() -> ThreadPoolExecutor:

@@ -210,11 +210,15 @@ class Dense(torch.nn.Conv3d, GenericLayer):
         if input.dim() == 3 and self.kernel_size == (1, 1, 1):
             # a matrix product is ~3x faster than a 1x1x1 conv3d on CPU, same sums
             # one [T·N, in] x [in, out] product giving time-major z (what the neurons integrate);
-            # CUBA blocks already emit time-major spikes, other inputs are transposed once.
+            # a time-major input is a view, a contiguous one (block outputs) is transposed once.
             # The per-row sums are the same as torch.matmul's (checked bit for bit).
             w2 = weight.reshape(weight.shape[:2])
             xt = input.movedim(-1, 0)
-            z = dense_product(xt.reshape(-1, xt.shape[-1]), w2)
+            if input.is_contiguous():  # [N·in, T] → [T, N·in]: torch's blocked 2-D transpose
+                x2 = input.reshape(-1, input.shape[-1]).t().contiguous().view(-1, xt.shape[-1])
+            else:  # time major already: a view
+                x2 = xt.reshape(-1, xt.shape[-1])
+            z = dense_product(x2, w2)
             return z.reshape(xt.shape[:-1] + z.shape[-1:]).movedim(0, -1)
         if input.dim() == 3:
             n, _, t = input.shape

@@ -115,12 +115,14 @@ def test_gradients_match(graded, compiled_switch):
 
 
 @pytest.mark.parametrize("time_major", [False, True])
-def test_fixed_decay_gradients_match_in_either_layout(time_major, compiled_switch):
+@pytest.mark.parametrize("shape", [(3, 4, 5, 5, 60), (2, 16, 32, 32, 20)])
+def test_fixed_decay_gradients_match_in_either_layout(time_major, shape, compiled_switch):
     """Fixed decays (no decay gradient): the compiled loop returns time-last traces for a
     time-last input and the backward's one matrix product runs in that layout; the values and
-    gradients equal the torch loop's (time-major) bit for bit."""
+    gradients equal the torch loop's (time-major) bit for bit (the larger shape takes the
+    numpy-allocated trace and gradient buffers)."""
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(3, 4, 5, 5, 60, generator=g) * 2
+    x = torch.randn(*shape, generator=g) * 2
     if time_major:
         x = x.movedim(-1, 0).contiguous().movedim(0, -1)
     x.requires_grad_()

@@ -334,11 +334,12 @@ def _cuba_step(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
 @_jit
 def _cuba_step32(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
     """:func:`_cuba_step` in int32 lanes (twice as many per vector, half the memory), exact
-    under the bounds :func:`small_bounds` checks: ``|y| < 2^18`` (so ``|y << 6| < 2^24`` and
-    one fold keeps ``|u| ≤ 2^23``), ``|u|, |v| ≤ 2^23``, ``0 ≤ mu, mv < 2^19``,
-    ``|bias| < 2^29``.  ``trunc(a·m / 4096)`` is formed without the 36-bit product:
-    ``a = 4096·h + l`` (``l`` in ``[0, 4096)``) gives ``floor(a·m/4096) = h·m + (l·m >> 12)``,
-    plus one where ``a < 0`` and ``l·m`` leaves a remainder (trunc rounds towards zero)."""
+    under the bounds :func:`small_limit` and :func:`_small_params` check: ``|y| < 2^18`` (so
+    ``|y << 6| < 2^24``, and with ``|u| ≤ 2^23`` and ``0 ≤ mu ≤ 4096`` one fold keeps
+    ``|u| ≤ 2^23``), ``|v| ≤ 2^23``, ``0 ≤ mv ≤ 4096``, ``|bias| < 2^29``.
+    ``trunc(a·m / 4096)`` is formed without the 36-bit product: ``a = 4096·h + l`` (``l`` in
+    ``[0, 4096)``) gives ``floor(a·m/4096) = h·m + (l·m >> 12)``, plus one where ``a < 0`` and
+    ``l·m`` leaves a remainder (trunc rounds towards zero)."""
     wrap = np.int32(1 << 23)
     lim = np.int32((1 << 23) - 1)
     k12, m12, one = np.int32(12), np.int32(4095), np.int32(1)
@@ -616,11 +617,12 @@ loop is exact: one fold then keeps the current within 24 bits."""
 
 def _small_params(params: tuple[np.ndarray, ...], tb: _Tables) -> tuple[np.ndarray, ...] | None:
     """``params`` and the synapse bias as int32 when :func:`_cuba_step32`'s bounds hold for
-    them (decays in ``[0, 2^19)``, ``|bias| < 2^29``, a threshold that int32 holds, a synapse
-    bias below :data:`SMALL_Y`), else None."""
+    them (decay factors in ``[0, 4096]``, so that a decay never grows the current,
+    ``|bias| < 2^29``, a threshold that int32 holds, a synapse bias below :data:`SMALL_Y`),
+    else None."""
     mu, mv, vth, bias = params
     ok = (min(mu.min(initial=0), mv.min(initial=0)) >= 0
-          and max(mu.max(initial=0), mv.max(initial=0)) < 1 << 19
+          and max(mu.max(initial=0), mv.max(initial=0)) <= DECAY_SCALE
           and np.abs(bias).max(initial=0) < 1 << 29 and np.abs(vth).max(initial=0) < 1 << 30
           and tb.bias_max < SMALL_Y)
     return tuple(a.astype(np.int32) for a in (*params, tb.bias)) if ok else None

@@ -73,8 +73,9 @@ def _scratch(name: str, shape: tuple[int, ...], device: torch.device) -> torch.T
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-def _huge_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """``torch.empty(shape, dtype=dtype)`` on the CPU; large ones allocated by numpy.
+def huge_empty(shape: tuple[int, ...], dtype: torch.dtype,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """``torch.empty(shape, dtype=dtype, device=device)``; large CPU ones allocated by numpy.
 
     A training step's traces and gradients are tens of megabytes each, written right after
     allocation.  A fresh ``torch.empty`` takes a first-touch page fault per 4 KiB page; numpy
@@ -83,8 +84,8 @@ def _huge_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     input (the tensor is an ordinary one, except that its storage cannot be resized).
     """
     np_dtype = _NP_DTYPES.get(dtype)
-    if np_dtype is None or math.prod(shape) < (1 << 20):
-        return torch.empty(shape, dtype=dtype)
+    if np_dtype is None or math.prod(shape) < (1 << 20) or torch.device(device).type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
     return torch.from_numpy(np.empty(shape, dtype=np_dtype))
 
 
@@ -270,9 +271,9 @@ def _run_compiled(x, ku, kv, u0, v0, scale, level, outputs, th=None, graded=Fals
     n, steps, spatial = x.shape[0], x.shape[-1], tuple(x.shape[1:-1])
     m = math.prod(spatial)
     if is_time_major(x) or not time_last:
-        traces = {k: _huge_empty((steps, n) + spatial, x.dtype).movedim(0, -1) for k in outputs}
+        traces = {k: huge_empty((steps, n) + spatial, x.dtype).movedim(0, -1) for k in outputs}
     else:
-        traces = {k: _huge_empty(tuple(x.shape), x.dtype) for k in outputs}
+        traces = {k: huge_empty(tuple(x.shape), x.dtype) for k in outputs}
     empty = np.empty((0, 0, 0), dtype=np.float32)
     arrays = [traces[k].reshape(n, m, steps).numpy() if k in traces else empty for k in "uvs"]
     if any(not np.shares_memory(a, traces[k]) for a, k in zip(arrays, "uvs") if k in traces):
@@ -434,11 +435,11 @@ def _scan_pair_tm(g: torch.Tensor, av: torch.Tensor, au: torch.Tensor) -> torch.
     pair = pair.to(g.dtype)
     if g.is_contiguous() and not is_time_major(g):
         flat = g.reshape(-1, n)
-        return torch.mm(flat, pair.t(), out=_huge_empty(flat.shape, g.dtype)).reshape(g.shape)
+        return torch.mm(flat, pair.t(), out=huge_empty(flat.shape, g.dtype)).reshape(g.shape)
     gt = g.movedim(-1, 0)
     if not gt.is_contiguous():
         gt = gt.contiguous()
-    flat = torch.mm(pair, gt.reshape(n, -1), out=_huge_empty((n, gt[0].numel()), g.dtype))
+    flat = torch.mm(pair, gt.reshape(n, -1), out=huge_empty((n, gt[0].numel()), g.dtype))
     return flat.reshape(gt.shape).movedim(0, -1)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from slayerc.errors import BlockError, SlayerError  # noqa: F401
+from slayerc.runtime.cuba_lif import huge_empty
 from slayerc.runtime.dynamics import is_time_major
 
 from ..synapse.layer import ExportError, SynapseShapeError
@@ -73,6 +74,26 @@ def step_delay(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     elif not hasattr(module, "delay_buffer"):
         module.delay_buffer = None
     return y
+
+
+class _StepShift(torch.autograd.Function):
+    """``y[..., t] = s[..., t−1]``, ``y[..., 0] = first`` (0 when None; never differentiated)
+    on a time-last ``s``, into one buffer each way: no zero fill of the whole gradient (as
+    ``torch.cat``'s slice backward does) and numpy's huge-page buffers (fewer page faults)."""
+
+    @staticmethod
+    def forward(ctx, s, first):
+        out = huge_empty(tuple(s.shape), s.dtype, s.device)
+        out[..., 0] = 0 if first is None else first
+        out[..., 1:] = s[..., :-1]
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gs = huge_empty(tuple(g.shape), g.dtype, g.device)
+        gs[..., :-1] = g[..., 1:]
+        gs[..., -1] = 0
+        return gs, None
 
 
 class AbstractResidual(torch.nn.Module):
@@ -132,9 +153,9 @@ class Block(torch.nn.Module):
             if first is None:  # cat, not pad: no fill of the whole output, views in backward
                 first = torch.zeros((), dtype=s.dtype, device=s.device).expand(st.shape[1:])
             return torch.cat([first.unsqueeze(0), st[:-1]], dim=0).movedim(0, -1)
-        if first is None:  # cat, not pad: pad fills the whole output with zeros first
-            first = s.new_zeros(s.shape[:-1])
-        return torch.cat([first.unsqueeze(-1), s[..., :-1]], dim=-1)
+        if s.shape[-1] == 0:
+            return s
+        return _StepShift.apply(s, first)
 
     def _post(self, s: torch.Tensor) -> torch.Tensor:
         if self.delay_shift:

@@ -470,3 +470,27 @@ def test_channel_last_links_give_way(monkeypatch: pytest.MonkeyPatch) -> None:
     got = Simulator(g, None).run(big)["out"]
     assert links[0] == (False, True) and links[1] == (False, True)
     np.testing.assert_array_equal(got, _unfused(g, big, record="out")["out"])
+
+
+@pytest.mark.parametrize("graded", [False, True])
+def test_int32_neuron_step_equals_the_int64_step_within_its_bounds(graded: bool) -> None:
+    """:func:`fused._cuba_step32` against :func:`fused._cuba_step` over 40 steps from random
+    and extreme states, decays, thresholds, biases and inputs at the edge of the bounds."""
+    rng = np.random.default_rng(int(graded))
+    m, w, y_max = 4096, 1 << 23, fused.SMALL_Y - 1
+    edge = lambda lo, hi: np.concatenate([  # noqa: E731
+        np.clip([lo, hi, lo + 1, hi - 1, 0, -1, 1], lo, hi), rng.integers(lo, hi + 1, m - 7)])
+    u, v = edge(-w + 1, w), edge(-w + 1, w - 1)
+    mu, mv = edge(0, 4096), rng.permutation(edge(0, 4096))
+    vth, bias = rng.integers(0, w, m), rng.permutation(edge(-(1 << 20), 1 << 20))
+    out64, out32 = np.zeros(m), np.zeros(m)
+    u64, v64, u32, v32 = u.copy(), v.copy(), u.astype(np.int32), v.astype(np.int32)
+    i32 = [a.astype(np.int32) for a in (mu, mv, vth, bias)]
+    for _ in range(40):
+        y = rng.permutation(edge(-y_max, y_max))
+        fused._cuba_step(y, mu, mv, vth, bias, graded, u64, v64, out64)
+        fused._cuba_step32(y.astype(np.int32), *i32, graded, u32, v32, out32)
+        np.testing.assert_array_equal(u32, u64)
+        np.testing.assert_array_equal(v32, v64)
+        np.testing.assert_array_equal(out32, out64)
+    assert out64.any() and (u64 < 0).any()

@@ -146,7 +146,9 @@ class _Run:
     def __init__(self, g: Graph, data: dict[str, np.ndarray], kernels: dict[str, Kernel],
                  units: list[list[str]], checks: tuple[Target | None, frozenset[str]],
                  keep: Iterable[str] | None = None, first: int = 0, carry: bool = False,
-                 t0: int = 0, fusions: Mapping[str, fused.Fusion] | None = None):
+                 t0: int = 0, fusions: Mapping[str, fused.Fusion] | None = None,
+                 allowed: Mapping[str, tuple[float, float]] | None = None,
+                 recheck: Callable[[str], None] | None = None):
         self.g, self.data, self.kernels, self.units = g, data, kernels, units
         self.target, self.messengers = checks
         self.steps, self.n = next(iter(data.values())).shape[:2]
@@ -165,9 +167,9 @@ class _Run:
                      if f.feeds in self.fusions and k not in (self.keep or ())}
         """Fused layers whose spikes pass channel-last to the one fused layer that reads them
         (:attr:`fused.Fusion.feeds`)."""
-        self.allowed: dict[str, tuple[float, float]] = {}
+        self.allowed = dict(allowed or {})
         """Inputs not checked before the run: their allowed range, checked by the fused scan."""
-        self.recheck: Callable[[str], None] = lambda name: None
+        self.recheck = recheck or (lambda name: None)
         """Check an input of :attr:`allowed` in full (raises on a bad value)."""
 
     def run(self) -> dict[str, Sig]:
@@ -380,11 +382,9 @@ class Simulator:
         for lo in range(0, n, size):
             chunk = {k: src.view(0, steps_, lo, lo + size, checked=True)
                      for k, src in sources.items()}
-            run = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
-                       fusions=self.fusions)
-            run.allowed = allowed
-            run.recheck = lambda name: sources[name].check_all(steps_)  # noqa: B023
-            values = run.run()
+            values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
+                          fusions=self.fusions, allowed=allowed,
+                          recheck=lambda name: sources[name].check_all(steps_)).run()
             for name in names:
                 parts[name].append(_export(values[name], True))
         out = {name: arrs[0] if len(arrs) == 1 else np.concatenate(arrs)

@@ -156,15 +156,31 @@ def _delta_kernel(dx, theta, residual, error, has_error, out, deltas):
 
 
 def _binary_kernel(x):
-    for v in x:
-        if v != 0.0 and v != 1.0:
+    for b in range(0, x.size, 4096):  # blocks without an early exit vectorise
+        bad = 0
+        for i in range(b, min(b + 4096, x.size)):
+            v = x[i]
+            bad += (v != 0.0) & (v != 1.0)
+        if bad:
             return False
     return True
+
+
+def _exponent_kernel(bits):
+    top = 0
+    subnormal = 0
+    for i in range(bits.size):
+        b = bits[i]
+        e = (b >> 23) & 0xFF
+        top = max(top, e)
+        subnormal += (e == 0) & ((b & 0x7FFFFF) != 0)
+    return top, subnormal
 
 
 if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
     _binary_kernel = _jit(_binary_kernel)
+    _exponent_kernel = _jit(_exponent_kernel)
     _delta_kernel = _jit(_delta_kernel)
     _li_kernel = _jit(_li_kernel)
     _li_f32_kernel = _jit(_li_f32_kernel)
@@ -174,6 +190,17 @@ if numba is not None:
 
 
 # ----------------------------------------------------------------------------- wrappers
+
+
+def float32_exponents(x: torch.Tensor) -> tuple[int, int] | None:
+    """``(largest biased exponent, number of subnormal entries)`` of a contiguous float32 CPU
+    ``x`` in one pass over its bits (255: an inf or NaN is there), or None when not compiled
+    or another kind of tensor."""
+    if not (_ON["on"] and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.is_contiguous()):
+        return None
+    top, subnormal = _exponent_kernel(x.detach().reshape(-1).view(torch.int32).numpy())
+    return int(top), int(subnormal)
 
 
 def is_binary(x: torch.Tensor) -> bool:

@@ -66,3 +66,11 @@ def test_is_binary(on):
         assert compiled.is_binary(torch.zeros(3, 2).t())  # non-contiguous: the torch check
     finally:
         compiled.set_compiled(old)
+
+
+def test_float32_exponents():
+    x = torch.tensor([0.0, 1.0, -3.0, 2.0**-140, -(2.0**-149)])
+    if compiled.compiled():
+        assert compiled.float32_exponents(x) == (128, 2)  # 3.0 = 1.5·2^1: biased exponent 128
+        assert compiled.float32_exponents(torch.tensor([float("inf")]))[0] == 255
+    assert compiled.float32_exponents(x.double()) is None

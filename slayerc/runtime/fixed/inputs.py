@@ -79,18 +79,21 @@ class Source:
         bounds are read in the array's own order, which is faster, and only a failing input
         is read time-major to name its first offending step)."""
         arr = np.asarray(self.arr[..., :steps])
+        if not self._within(arr):
+            self.check(np.moveaxis(arr, -1, 0), 0)
+
+    def _within(self, arr: np.ndarray) -> bool:
+        """Whether every entry lies in the allowed range (NaN does not)."""
         lo, hi = self.limit
-        if not arr.size or (float(arr.min()) >= lo and float(arr.max()) <= hi):
-            return
-        self.check(np.moveaxis(arr, -1, 0), 0)
+        return not arr.size or (float(arr.min()) >= lo and float(arr.max()) <= hi)
 
     def check(self, arr: np.ndarray, t0: int, first: int = 0) -> None:
         """Refuse NaN/inf and values whose fixed-point form the chip cannot hold (payloads
         fed straight to a synapse: the target's message bits); name the first offending entry
         (``arr``'s samples are numbered from ``first``)."""
-        lo, hi = self.limit
-        if not arr.size or (float(arr.min()) >= lo and float(arr.max()) <= hi):
+        if self._within(arr):
             return  # (NaN fails both comparisons; integer-ness is the first synapse's check)
+        lo, hi = self.limit
         finite = np.isfinite(arr)
         bad = ~finite | (arr < lo) | (arr > hi)
         why = "is not a finite number" if not finite.all() else "is out of range"

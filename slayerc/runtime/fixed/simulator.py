@@ -134,6 +134,14 @@ def check_messages(node: Op, arr: np.ndarray, target: Target, first: int = 0,
         "it up), or simulate for a target with more message bits")
 
 
+def _active(fusions: Mapping[str, fused.Fusion], keep: Iterable[str]) -> dict[str, fused.Fusion]:
+    """The fused chains that run when the values ``keep`` are kept: none of their inner nodes
+    kept, and the compiled path on."""
+    kept = set(keep)
+    return {k: f for k, f in fusions.items() if not kept.intersection(f.members)} \
+        if fast.enabled() else {}
+
+
 class _Run:
     """One simulation: kernels, values, the step loop of recurrent components.
 
@@ -160,8 +168,7 @@ class _Run:
             for i in node.inputs:
                 self.readers[i] += 1
         # fused chains whose inner values nobody asked for (all values kept: none)
-        self.fusions = {} if self.keep is None or not fast.enabled() else {
-            k: f for k, f in (fusions or {}).items() if not self.keep.intersection(f.members)}
+        self.fusions = {} if self.keep is None else _active(fusions or {}, self.keep)
         self.absorbed = {m for f in self.fusions.values() for m in f.members}
         self.last = {k for k, f in self.fusions.items()
                      if f.feeds in self.fusions and k not in (self.keep or ())}
@@ -394,10 +401,7 @@ class Simulator:
     def _scanned_inputs(self, keep: list[str]) -> set[str]:
         """The inputs read only by fused layers that run when ``keep`` is kept (see
         :class:`_Run`): their range check can ride on the layers' scan."""
-        if not fast.enabled():
-            return set()
-        active = [f for f in self.fusions.values() if not set(keep).intersection(f.members)]
-        firsts = {f.members[0]: f.source for f in active}
+        firsts = {f.members[0]: f.source for f in _active(self.fusions, keep).values()}
         return {node.name for node in self.g.inputs
                 if node.name not in keep and self.g.users(node.name)
                 and all(firsts.get(u.name) == node.name for u in self.g.users(node.name))}

@@ -308,6 +308,23 @@ def _synaptic(row, chans, shift, syn_bias, wrap24, tr):  # noqa: ANN001
             tr[j] = ((tr[j] + wrap) & (2 * wrap - 1)) - wrap
 
 
+@_jit_inline
+def _emit(ot, j, vv, spike, graded):  # noqa: ANN001
+    """Neuron ``j``'s output: its voltage where it spikes (graded) or the spike (0/1)."""
+    if graded:
+        ot[j] = vv if spike else 0
+    else:
+        ot[j] = spike
+
+
+@_jit_inline
+def _decay32(a, m):  # noqa: ANN001
+    """``trunc(a·m / 4096)`` in int32 (see :func:`_cuba_step32`)."""
+    k12, m12 = np.int32(12), np.int32(4095)
+    lo = np.int32((a & m12) * m)
+    return np.int32((a >> k12) * m + (lo >> k12) + np.int32((a < 0) & ((lo & m12) != 0)))
+
+
 @_jit
 def _cuba_step(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
     """One CUBA step of every neuron on the synaptic input ``y`` (int64, as
@@ -325,10 +342,7 @@ def _cuba_step(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
         u[j] = uu
         spike = vv > vth[j]
         v[j] = 0 if spike else vv
-        if graded:
-            ot[j] = vv if spike else 0
-        else:
-            ot[j] = spike
+        _emit(ot, j, vv, spike, graded)
 
 
 @_jit
@@ -342,28 +356,16 @@ def _cuba_step32(y, mu, mv, vth, bias, graded, u, v, ot):  # noqa: ANN001
     ``l·m`` leaves a remainder (trunc rounds towards zero)."""
     wrap = np.int32(1 << 23)
     lim = np.int32((1 << 23) - 1)
-    k12, m12, one = np.int32(12), np.int32(4095), np.int32(1)
     for j in range(y.shape[0]):
-        a = u[j]
-        lo = np.int32((a & m12) * mu[j])
-        tu = np.int32((a >> k12) * mu[j] + (lo >> k12)
-                      + np.int32((a < 0) & ((lo & m12) != 0)) * one)
-        uu = np.int32(tu + (y[j] << np.int32(6)))
+        uu = np.int32(_decay32(u[j], mu[j]) + (y[j] << np.int32(6)))
         uu = np.int32(uu - 2 * wrap) if uu > wrap else uu
         uu = np.int32(uu + 2 * wrap) if uu <= -wrap else uu
-        b = v[j]
-        lo = np.int32((b & m12) * mv[j])
-        tv = np.int32((b >> k12) * mv[j] + (lo >> k12)
-                      + np.int32((b < 0) & ((lo & m12) != 0)) * one)
-        vv = np.int32(tv + uu + bias[j])
+        vv = np.int32(_decay32(v[j], mv[j]) + uu + bias[j])
         vv = min(max(vv, -lim), lim)
         u[j] = uu
         spike = vv > vth[j]
         v[j] = 0 if spike else vv
-        if graded:
-            ot[j] = vv if spike else 0
-        else:
-            ot[j] = spike
+        _emit(ot, j, vv, spike, graded)
 
 
 @_jit
@@ -704,7 +706,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         lims = np.array([xlim, *allowed], np.float64)
         state_type = mu.dtype
         work = [s.astype(state_type) for s in states]
-        if perm is not None:  # noqa: SIM108
+        if perm is not None:
             mu, mv, vth, bias, syn_bias = (a[perm] for a in (mu, mv, vth, bias, syn_bias))
         syn_bias = syn_bias if tb.bias_max else syn_bias[:0]  # noqa: PLW2901
 

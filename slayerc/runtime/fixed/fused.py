@@ -43,7 +43,6 @@ eight of them sum in int16 lanes (a table whose weights could reach 2^12 is not 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -668,7 +667,7 @@ def channels_last(shape: tuple[int, ...]) -> np.ndarray:
 
 def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         out: np.ndarray, allowed: tuple[float, float] = (-np.inf, np.inf),
-        last_in: bool = False, last_out: bool = False) -> bool:
+        last_in: bool = False, last_out: bool = False, workers: int | None = None) -> bool:
     """Run the chain on the source signal ``x`` (``[T, N, *in]`` integer values of any real
     dtype and strides, e.g. the caller's input array in place; exponent 0) delayed behind
     ``head`` (``[d, N, *in]``), from ``neuron``'s state (left updated); ``out``:
@@ -679,7 +678,8 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     Channel-last links (:attr:`Fusion.feeds`): with ``last_out`` the neurons run in ``H, W,
     C`` order on the channel-last accumulator as it is (no transpose) and ``out`` is
     ``[T, N, H, W, C]``; with ``last_in`` ``x`` is such an output (``head`` stays ``C, H, W``).
-    The neurons' state is kept channel-first in either case."""
+    The neurons' state is kept channel-first in either case.  ``workers``: threads to split
+    the samples over (default :func:`threads`, read now)."""
     tb = fusion.tables
     steps, n = x.shape[:2]
     m = out[0, 0].size if out.size else int(np.prod(neuron.shape))
@@ -695,7 +695,7 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         states = [st[:, perm] for st in states]
     flat = out.reshape(steps, n, m)
     frames = max(1, min(64, ACC_BYTES // (4 * max(1, m)), LIST_BYTES // (16 * max(1, xs.shape[2]))))
-    k = min(n, threads())
+    k = min(n, workers or threads())
     parts = [n * j // k for j in range(k + 1)]
     reach = max(tb.reach, 1.0)
     # int32 neurons when the inputs allow, else an int32 then an int64 accumulator
@@ -705,20 +705,21 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
     for dtype, xlim, (mu, mv, vth, bias, syn_bias) in (v for v in variants if v[1] >= 1):
         lims = np.array([xlim, *allowed], np.float64)
         state_type = mu.dtype
-        work = [s.astype(state_type) for s in states]
+        # C order: a channel-last state is F-ordered after the permutation, and a strided row
+        # per sample made the layer 2.3x slower (measured)
+        work = [s.astype(state_type, order="C") for s in states]
         if perm is not None:
             mu, mv, vth, bias, syn_bias = (a[perm] for a in (mu, mv, vth, bias, syn_bias))
         syn_bias = syn_bias if tb.bias_max else syn_bias[:0]  # noqa: PLW2901
 
-        def part(k: int, dtype: Any = dtype, lims: np.ndarray = lims, work: list = work,
+        def part(own: list, lo: int, hi: int, dtype: Any = dtype, lims: np.ndarray = lims,
                  prm: tuple = (syn_bias, tb.wrap24, mu, mv, vth, bias)) -> int:
-            lo, hi = parts[k], parts[k + 1]
-            return _layer(hd, fusion.delay, xs, lo, hi, lims, tb.mode, tb.cin, last_in,
-                          tb.seg_ptr, tb.seg_base,
+            return _layer(hd[:, lo:hi], fusion.delay, xs[:, lo:hi], 0, hi - lo, lims, tb.mode,
+                          tb.cin, last_in, tb.seg_ptr, tb.seg_base,
                           tb.seg_off, tb.seg_len, tb.wflat, tb.width, frames,
-                          0 if last_out else tb.chans, tb.shift, *prm, neuron.graded, *work,
-                          np.empty((frames, m), dtype), flat)
-        codes = [part(0)] if len(parts) == 2 else list(_pool().map(part, range(len(parts) - 1)))
+                          0 if last_out else tb.chans, tb.shift, *prm, neuron.graded, *own,
+                          np.empty((frames, m), dtype), flat[:, lo:hi])
+        codes = _split(part, work, parts)
         if all(code == OK for code in codes):
             if perm is not None:
                 work = [_unpermute(w, perm) for w in work]
@@ -727,6 +728,26 @@ def run(fusion: Fusion, neuron: nk.Cuba, head: np.ndarray, x: np.ndarray,
         if NOT_INTEGER in codes or OUT_OF_RANGE in codes:
             return False
     return False
+
+
+def _split(part: Any, work: list[np.ndarray], parts: list[int]) -> list[int]:
+    """``part(states, lo, hi)`` for each range of samples ``parts[j] .. parts[j + 1]``, on
+    :func:`_pool`'s threads when there are several; the codes in order.  Each thread works on
+    its own copy of its samples' neuron states, made in that thread (copied back when it
+    succeeded): 3-5 % faster than rows of the shared arrays on the NMNIST-size benchmark at
+    batch 64."""
+    if len(parts) == 2:
+        return [part(work, parts[0], parts[1])]
+
+    def one(j: int) -> int:
+        lo, hi = parts[j], parts[j + 1]
+        own = [w[lo:hi].copy() for w in work]
+        code = part(own, lo, hi)
+        if code == OK:
+            for w, o in zip(work, own):
+                w[lo:hi] = o
+        return code
+    return list(_pool().map(one, range(len(parts) - 1)))
 
 
 def _unpermute(arr: np.ndarray, perm: np.ndarray) -> np.ndarray:
@@ -738,39 +759,70 @@ def _unpermute(arr: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 THREADS = 0
 """Threads that run a layer's samples (the compiled loops release the GIL); 0: as many as the
-cores that other processes leave idle (:func:`threads`), at least one.  Measured on 2 shared
-cores with the NMNIST-size benchmark at batch 64: at load 1.2 two threads took 34 against one
-thread's 58 us per sample-step; at load 9 two were slower than one (171 against 142), as a
+cores that other processes leave idle right now (:func:`threads`), at least one.  Measured on 2
+shared cores with the NMNIST-size benchmark at batch 64: at load 1.2 two threads took 34 against
+one thread's 58 us per sample-step; at load 9 two were slower than one (171 against 142), as a
 thread that waits for a busy core holds up the layer; beside one busy process the two were
 equal."""
 _POOL: list[ThreadPoolExecutor] = []
-_OWN = {"t": time.monotonic(), "cpu": time.process_time(), "load": 0.0}
 
 
-def own_load() -> float:
-    """This process's share of the 1-minute load average: its CPU time per wall second,
-    averaged with the kernel's 1-minute decay, so that a run's own threads do not count as
-    other processes' load."""
-    now, cpu = time.monotonic(), time.process_time()
-    dt = now - _OWN["t"]
-    if dt >= 1.0:
-        keep = math.exp(-dt / 60.0)
-        _OWN["load"] = _OWN["load"] * keep + (cpu - _OWN["cpu"]) / dt * (1.0 - keep)
-        _OWN["t"], _OWN["cpu"] = now, cpu
-    return _OWN["load"]
+SAMPLES = 4
+"""Looks at the runnable threads that :func:`threads` takes the least of (0.5 ms apart)."""
+
+
+def runnable() -> int | None:
+    """Threads of other processes runnable at this instant (the fourth field of
+    ``/proc/loadavg`` less this process's own running threads, :func:`own_running`); None
+    where the kernel does not say."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            total = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, total - own_running())
+
+
+def own_running() -> int:
+    """This process's threads in the running state now (the caller included): a worker of the
+    last layer that has not yet gone back to sleep is not another process's load."""
+    count = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        end = stat.rfind(b")")  # the name may hold spaces and brackets; the state follows it
+        count += stat[end + 2:end + 3] == b"R"
+    return max(count, 1)
 
 
 def threads() -> int:
-    """How many threads :func:`run` splits the samples over (see :data:`THREADS`): the
-    cores not busy with other processes (the 1-minute load average less :func:`own_load`)."""
+    """How many threads :func:`run` splits the samples over (see :data:`THREADS`): the cores
+    not busy with other processes now.  The runnable threads are counted at the call, not
+    read from the 1-minute load average: that average still counts a process that ended a
+    minute ago (a Lava run just before, or this run's own threads) and misses one that
+    started just now.  Without that count (not Linux) the load average stands in."""
     if THREADS > 0:
         return THREADS
     cpus = os.cpu_count() or 1
-    try:
-        others = max(0.0, os.getloadavg()[0] - own_load())
-    except OSError:  # pragma: no cover - no load average on this platform
-        return 1
-    return max(1, min(cpus, round(cpus - others)))
+    others = runnable()
+    for _ in range(SAMPLES - 1):  # the least of a few looks: a busy process is in all of
+        if not others:            # them, a kernel worker woken by this run's page faults
+            break                 # or a short command is not
+        time.sleep(5e-4)
+        others = min(others, runnable() or 0)
+    if others is None:  # pragma: no cover - platforms without /proc/loadavg
+        try:
+            others = round(os.getloadavg()[0])
+        except OSError:
+            return 1
+    return max(1, min(cpus, cpus - others))
 
 
 def _pool() -> ThreadPoolExecutor:

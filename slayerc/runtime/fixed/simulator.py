@@ -156,7 +156,7 @@ class _Run:
                  keep: Iterable[str] | None = None, first: int = 0, carry: bool = False,
                  t0: int = 0, fusions: Mapping[str, fused.Fusion] | None = None,
                  allowed: Mapping[str, tuple[float, float]] | None = None,
-                 recheck: Callable[[str], None] | None = None):
+                 recheck: Callable[[str], None] | None = None, workers: int | None = None):
         self.g, self.data, self.kernels, self.units = g, data, kernels, units
         self.target, self.messengers = checks
         self.steps, self.n = next(iter(data.values())).shape[:2]
@@ -178,6 +178,8 @@ class _Run:
         """Inputs not checked before the run: their allowed range, checked by the fused scan."""
         self.recheck = recheck or (lambda name: None)
         """Check an input of :attr:`allowed` in full (raises on a bad value)."""
+        self.workers = workers
+        """Threads the fused layers split the samples over (None: :func:`fused.threads`)."""
 
     def run(self) -> dict[str, Sig]:
         """Evaluate every node; returns the whole-sequence signal of each (of ``keep``)."""
@@ -230,7 +232,7 @@ class _Run:
             allowed = self.allowed.get(fusion.source, (-np.inf, np.inf))
             try:
                 done = fused.run(fusion, kernel.k, head, x.re, out, allowed,  # type: ignore[arg-type]
-                                 last_in, last_out)
+                                 last_in, last_out, self.workers)
             except Exception as e:
                 raise _fail(node, e) from e
             if not done and fusion.source in self.allowed:
@@ -384,14 +386,17 @@ class Simulator:
         allowed = {name: sources[name].limit for name in scanned}
         batched = any(src.batched for src in sources.values())
         checks = (self.target, self.messengers)
-        size = chunk_size(self.g, steps_, n, fused.threads() if self.fusions else 1)
+        # read once per run (it looks at the load); one sample has nothing to split
+        workers = fused.threads() if self.fusions and n > 1 else 1
+        size = chunk_size(self.g, steps_, n, workers)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for lo in range(0, n, size):
             chunk = {k: src.view(0, steps_, lo, lo + size, checked=True)
                      for k, src in sources.items()}
             values = _Run(self.g, chunk, self.kernels, self.units, checks, names, lo,
                           fusions=self.fusions, allowed=allowed,
-                          recheck=lambda name: sources[name].check_all(steps_)).run()
+                          recheck=lambda name: sources[name].check_all(steps_),
+                          workers=workers).run()
             for name in names:
                 parts[name].append(_export(values[name], True))
         out = {name: arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
@@ -486,7 +491,8 @@ class Stream:
             t1 = min(self.steps, t0 + self.chunk_steps)
             data = {k: src.view(t0, t1) for k, src in self.sources.items()}
             values = _Run(sim.g, data, sim.kernels, sim.units, checks, self.names, 0, True,
-                          t0, sim.fusions).run()
+                          t0, sim.fusions,
+                          workers=fused.threads() if sim.fusions and self.n > 1 else 1).run()
             yield {m: _export_time_major(values[m]) for m in self.names}
 
 

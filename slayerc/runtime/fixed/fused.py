@@ -759,11 +759,11 @@ def _unpermute(arr: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 THREADS = 0
 """Threads that run a layer's samples (the compiled loops release the GIL); 0: as many as the
-cores that other processes leave idle right now (:func:`threads`), at least one.  Measured on 2
-shared cores with the NMNIST-size benchmark at batch 64: at load 1.2 two threads took 34 against
-one thread's 58 us per sample-step; at load 9 two were slower than one (171 against 142), as a
-thread that waits for a busy core holds up the layer; beside one busy process the two were
-equal."""
+cores that other processes leave idle right now (:func:`threads`), at least one, so a run does
+not oversubscribe a busy machine.  Measured on 2 cores with the NMNIST-size benchmark at batch
+64 (us per sample-step, one thread / two): quiet 39 / 21; beside one CPU-bound process 41 / 39
+(the default takes one); beside two 58 / 47 (the default takes one and gives up that margin to
+leave the others their share)."""
 _POOL: list[ThreadPoolExecutor] = []
 
 

@@ -27,7 +27,11 @@ default ``auto`` takes 1 thread when the load average is at the core count, see
 measure steadiness under load).  ``--thp`` sets torch's ``THP_MEM_ALLOC_ENABLE=1`` in every
 contender (large tensors on transparent huge pages: far fewer first-touch page faults, which
 are a quarter of a conv-net step otherwise; measured slayerc 1.08 → 0.95 s, SpikingJelly
-1.05 → 0.97 s).  Run: ``python benchmarks/peers.py [--steps N] [--rounds R]``.
+1.05 → 0.97 s).  ``--ftz`` calls ``torch.set_flush_denormal(True)`` in every contender:
+float32 gradients below 2^−126 become 0 instead of running through the CPU's slow subnormal
+path (slayerc's surrogate ``e^{−|v−θ|/τ}`` underflows into that range; by default slayerc keeps
+those values, bit for bit as lava-dl).  Run: ``python benchmarks/peers.py [--steps N]
+[--rounds R]``.
 """
 
 from __future__ import annotations
@@ -169,6 +173,8 @@ def _child(name: str, steps: int, threads: int | None) -> None:
 
     if threads:
         torch.set_num_threads(threads)
+    if os.environ.get("PEERS_FTZ") == "1":
+        torch.set_flush_denormal(True)
     torch.manual_seed(0)
     net = _build(name)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -235,6 +241,16 @@ def _table(names, results, rss, runners) -> None:
         print(f"{name:<14}{med:>14.4f}{ratio:>12}{rss[name]:>13.0f}")
 
 
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    """A contender's environment: this checkout importable, ``--thp`` and ``--ftz`` set."""
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    if args.thp:
+        env["THP_MEM_ALLOC_ENABLE"] = "1"
+    if args.ftz:
+        env["PEERS_FTZ"] = "1"
+    return env
+
+
 def main(argv=None) -> int:
     """Interleaved rounds of every available contender; print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -253,6 +269,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=N)
     ap.add_argument("--thp", action="store_true",
                     help="THP_MEM_ALLOC_ENABLE=1 in every contender (torch's huge-page tensors)")
+    ap.add_argument("--ftz", action="store_true",
+                    help="torch.set_flush_denormal(True) in every contender (subnormal float32 "
+                         "values become 0: faster, not the same bits)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     NET["net"] = args.net
@@ -269,7 +288,8 @@ def main(argv=None) -> int:
         b.start()
     print(f"load average before: {'/'.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"{args.load} burner processes; torch threads {args.threads or 'default'}; "
-          f"{_describe()}, batch {args.batch}, T={T}{'; THP on' if args.thp else ''}")
+          f"{_describe()}, batch {args.batch}, T={T}{'; THP on' if args.thp else ''}"
+          f"{'; subnormals flushed' if args.ftz else ''}")
     results: dict[str, list[float]] = {n: [] for n in names}
     rss: dict[str, float] = {}
     try:
@@ -277,9 +297,7 @@ def main(argv=None) -> int:
             for name in names:
                 if runners[name] is None:
                     continue
-                env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-                if args.thp:
-                    env["THP_MEM_ALLOC_ENABLE"] = "1"
+                env = _env(args)
                 cmd = [runners[name], __file__, "--child", name, "--steps", str(args.steps),
                        "--net", args.net, "--batch", str(args.batch)]
                 if args.threads:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from slayerc.ir.target import STATE_SCALE
+from slayerc.runtime.buffers import huge_empty
 from slayerc.runtime.dynamics import _li_loop
 from slayerc.runtime.timescan import (
     _F64,
@@ -68,25 +69,6 @@ def _scratch(name: str, shape: tuple[int, ...], device: torch.device) -> torch.T
     if buf is None or buf.numel() < math.prod(shape):
         buf = cache[(name, device)] = torch.empty(math.prod(shape), dtype=_F64, device=device)
     return buf[: math.prod(shape)].view(shape)
-
-
-_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def huge_empty(shape: tuple[int, ...], dtype: torch.dtype,
-               device: torch.device | str = "cpu") -> torch.Tensor:
-    """``torch.empty(shape, dtype=dtype, device=device)``; large CPU ones allocated by numpy.
-
-    A training step's traces and gradients are tens of megabytes each, written right after
-    allocation.  A fresh ``torch.empty`` takes a first-touch page fault per 4 KiB page; numpy
-    asks for transparent huge pages for large arrays (``madvise(MADV_HUGEPAGE)``, where the
-    kernel allows it), which measured 58 → 45 ms for the CUBA forward of a 32×16×17×17×100
-    input (the tensor is an ordinary one, except that its storage cannot be resized).
-    """
-    np_dtype = _NP_DTYPES.get(dtype)
-    if np_dtype is None or math.prod(shape) < (1 << 20) or torch.device(device).type != "cpu":
-        return torch.empty(shape, dtype=dtype, device=device)
-    return torch.from_numpy(np.empty(shape, dtype=np_dtype))
 
 
 def _cuba_loop(xin, keep2, uv0, level, out=None, keep=None):

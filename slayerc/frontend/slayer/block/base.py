@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from slayerc.errors import BlockError, SlayerError  # noqa: F401
-from slayerc.runtime.cuba_lif import huge_empty
+from slayerc.runtime import buffers
+from slayerc.runtime.buffers import huge_empty
 from slayerc.runtime.dynamics import is_time_major
 
 from ..synapse.layer import ExportError, SynapseShapeError
@@ -158,6 +159,8 @@ class Block(torch.nn.Module):
         return _StepShift.apply(s, first)
 
     def _post(self, s: torch.Tensor) -> torch.Tensor:
+        if isinstance(s, torch.Tensor) and s.device.type == "cpu":  # freed buffers reused
+            buffers.ensure_default()
         if self.delay_shift:
             s = self.step_delay(s)
         if self.delay is not None:
